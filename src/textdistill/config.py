@@ -1,0 +1,329 @@
+"""Typed configuration: one dataclass per concern, loaded from YAML with dotted ``--set`` overrides.
+
+Every dataclass validates itself in ``__post_init__``. Loading rejects unknown keys (naming the valid
+ones) and values of the wrong type (naming the key, the expected type and what was given).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used, with a message that says which key and why."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass
+class DataConfig:
+    """Where the labelled data lives and how it is split."""
+
+    path: str = "stanfordnlp/imdb"  # a Hugging Face hub dataset name, or a local dir with train/test files
+    text_column: str = "text"
+    label_column: str = "label"
+    id_column: str = "id"  # optional: the row number is used when the column is absent
+    validation_fraction: float = 0.2
+    seed: int = 42
+    bad_rows: str = "error"  # "error": reject empty/null/non-text rows; "drop": drop them and report the count
+    use_unlabelled: bool = True  # load the optional `unsup` split as a transfer set
+    max_train: int | None = None  # stratified subsample of the original training set (smoke runs)
+    max_test: int | None = None
+    max_unlabelled: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.validation_fraction < 1.0, "data.validation_fraction must be in (0, 1)")
+        _check(self.bad_rows in ("error", "drop"), "data.bad_rows must be 'error' or 'drop'")
+        for name in ("max_train", "max_test", "max_unlabelled"):
+            value = getattr(self, name)
+            _check(value is None or value > 0, f"data.{name} must be positive or null")
+
+
+TRUNCATIONS = ("head", "tail", "head+tail")
+
+
+@dataclass
+class TokensConfig:
+    """Tokenisation shared by teacher and students (same WordPiece ids, separate lengths)."""
+
+    tokenizer: str | None = None  # null: the teacher's tokenizer (teacher.model)
+    teacher_max_length: int = 128
+    student_max_length: int = 400
+    truncation: str = "head+tail"
+    head_fraction: float = 0.25  # share of the budget kept from the start with head+tail (Sun et al. 2019)
+
+    def __post_init__(self) -> None:
+        _check(self.truncation in TRUNCATIONS, f"tokens.truncation must be one of {TRUNCATIONS}")
+        _check(self.teacher_max_length >= 8, "tokens.teacher_max_length must be at least 8")
+        _check(self.student_max_length >= 8, "tokens.student_max_length must be at least 8")
+        _check(0.0 <= self.head_fraction <= 1.0, "tokens.head_fraction must be in [0, 1]")
+
+
+@dataclass
+class EmbeddingsConfig:
+    """gensim Word2Vec trained on the tokenised training texts."""
+
+    enabled: bool = True
+    vector_size: int = 300
+    window: int = 5
+    min_count: int = 2
+    epochs: int = 5
+    skip_gram: bool = False
+    include_unlabelled: bool = True
+    seed: int = 42
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("vector_size", "window", "min_count", "epochs", "workers"):
+            _check(getattr(self, name) >= 1, f"embeddings.{name} must be at least 1")
+
+
+@dataclass
+class TeacherConfig:
+    """Fine-tuning of the BERT-family teacher with the Hugging Face Trainer."""
+
+    model: str = "bert-base-uncased"  # hub name or local save_pretrained dir
+    epochs: float = 2.0
+    batch_size: int = 32
+    gradient_accumulation: int = 1
+    body_lr: float = 3e-5
+    head_lr: float = 1e-3
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    classifier_dropout: float = 0.1
+    eval_steps: int | None = None  # null: evaluate once per epoch
+    mixed_precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU), no, fp16, bf16
+    max_train: int | None = None  # fine-tune on a subset (pilots)
+    logit_batch_size: int = 64
+    logit_dtype: str = "float16"
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, "teacher.epochs must be positive")
+        _check(self.batch_size >= 1 and self.gradient_accumulation >= 1, "teacher batch sizes must be >= 1")
+        _check(self.body_lr > 0 and self.head_lr > 0, "teacher learning rates must be positive")
+        _check(0.0 <= self.warmup_ratio < 1.0, "teacher.warmup_ratio must be in [0, 1)")
+        _check(0.0 <= self.classifier_dropout < 1.0, "teacher.classifier_dropout must be in [0, 1)")
+        _check(self.mixed_precision in ("auto", "no", "fp16", "bf16"), "teacher.mixed_precision: auto|no|fp16|bf16")
+        _check(self.logit_dtype in ("float16", "float32"), "teacher.logit_dtype must be float16 or float32")
+
+
+@dataclass
+class StudentConfig:
+    """Which student to train; ``arch`` is validated by that student's own config dataclass."""
+
+    name: str = "rnn-attention"
+    arch: dict[str, Any] = field(default_factory=dict)
+    use_word2vec: bool = True
+    freeze_embeddings: bool = False
+
+
+@dataclass
+class DistillConfig:
+    """The hybrid loss and the one student training loop."""
+
+    temperature: float = 2.0
+    soft_weight: float = 1.0  # KL(teacher_T || student_T) * T^2
+    hard_weight: float = 0.5  # cross-entropy with the true labels
+    sequence_weight: float = 0.0  # cross-entropy toward the teacher's argmax
+    mse_weight: float = 0.0  # MSE between logits (Tang et al. 2019)
+    confidence_threshold: float = 0.0  # sequence term only where teacher confidence >= this
+    use_unlabelled: bool = True  # train on the teacher-labelled transfer set too
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    warmup_ratio: float = 0.05
+    patience: int = 5
+    seed: int = 42
+    num_threads: int | None = None  # null: torch's default
+
+    def __post_init__(self) -> None:
+        _check(self.temperature > 0, "distill.temperature must be positive")
+        weights = (self.soft_weight, self.hard_weight, self.sequence_weight, self.mse_weight)
+        _check(all(w >= 0 for w in weights), "distill loss weights must be >= 0")
+        _check(sum(weights) > 0, "at least one distill loss weight must be positive")
+        _check(0.0 <= self.confidence_threshold < 1.0, "distill.confidence_threshold must be in [0, 1)")
+        _check(self.epochs >= 1 and self.batch_size >= 1 and self.patience >= 1, "distill epochs/batch/patience >= 1")
+        _check(self.lr > 0, "distill.lr must be positive")
+
+
+@dataclass
+class CompressConfig:
+    """Pruning, quantization and export of the trained student."""
+
+    sparsities: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.5, 0.7, 0.9])
+    finetune_epochs: int = 1
+    quantize: bool = True
+    embedding_dtype: str = "int8"  # int8 or float16 weights for the embedding table
+    export_onnx: bool = True
+    onnx_opset: int = 17
+
+    def __post_init__(self) -> None:
+        _check(all(0.0 <= s < 1.0 for s in self.sparsities), "compress.sparsities must be in [0, 1)")
+        _check(self.embedding_dtype in ("int8", "float16"), "compress.embedding_dtype must be int8 or float16")
+        _check(self.onnx_opset >= 17, "compress.onnx_opset must be 17 or newer")
+
+
+@dataclass
+class BenchConfig:
+    """Efficiency measurement settings."""
+
+    runs: int = 100
+    warmup: int = 10
+    batch_size: int = 32
+    threads: list[int] = field(default_factory=lambda: [1, 0])  # 0: all cores
+
+    def __post_init__(self) -> None:
+        _check(self.runs >= 1 and self.warmup >= 0, "bench.runs >= 1 and bench.warmup >= 0")
+
+
+@dataclass
+class Config:
+    """The whole run: one section per concern."""
+
+    out_dir: str = "runs/default"
+    cache_dir: str = ".cache/textdistill"
+    data: DataConfig = field(default_factory=DataConfig)
+    tokens: TokensConfig = field(default_factory=TokensConfig)
+    embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    students: list[dict[str, Any]] = field(default_factory=list)  # extra students trained in the same run
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.tokens.tokenizer or self.teacher.model
+
+
+# ---------------------------------------------------------------------------------------------------
+# Generic loading machinery
+
+
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check ``value`` against a resolved type annotation, allowing int where float is expected."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as error:
+                errors.append(error)
+        raise errors[0]
+    if origin in (list, dict):
+        _check(isinstance(value, origin), f"{key}: expected {_type_name(annotation)}, got {value!r}")
+        if origin is list:
+            (item_type,) = typing.get_args(annotation)
+            return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+        return dict(value)
+    if annotation is Any:
+        return value
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is float and isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads "1e-3" as a string
+    ok = isinstance(value, annotation) and not (annotation is int and isinstance(value, bool))
+    _check(ok, f"{key}: expected {_type_name(annotation)}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a plain dict; unknown keys and wrong types are ConfigErrors."""
+    _check(isinstance(values, dict), f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(valid))
+    _check(not unknown, f"unknown config key(s) {[prefix + k for k in unknown]}; valid keys here: {valid}")
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = from_dict(hint, value or {}, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, hint, prefix + name)
+    try:
+        return cls(**kwargs)
+    except ConfigError as error:
+        raise ConfigError(f"{prefix}{error}" if prefix and not str(error).startswith(prefix) else str(error)) from None
+
+
+def apply_override(values: dict[str, Any], assignment: str) -> None:
+    """Apply one ``dotted.key=value`` override in place; the value is parsed as YAML (``1e-3``, ``[1, 2]``)."""
+    _check("=" in assignment, f"--set expects dotted.key=value, got {assignment!r}")
+    dotted, raw = assignment.split("=", 1)
+    keys = dotted.strip().split(".")
+    node = values
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        _check(isinstance(node, dict), f"--set {dotted}: {key} is not a section")
+    node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def _expand_env(node: Any) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in string values (paths given by environment variables)."""
+    if isinstance(node, dict):
+        return {k: _expand_env(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v) for v in node]
+    if isinstance(node, str) and "${" in node:
+        return _substitute(node)
+    return node
+
+
+def _substitute(text: str) -> str:
+    out, rest = "", text
+    while "${" in rest:
+        before, _, after = rest.partition("${")
+        inner, _, rest = after.partition("}")
+        name, _, default = inner.partition(":-")
+        out += before + os.environ.get(name, default)
+    return out + rest
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        _check(path.is_file(), f"config file not found: {path}")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        _check(loaded is None or isinstance(loaded, dict), f"{path}: the top level must be a mapping")
+        values = loaded or {}
+    for assignment in overrides or []:
+        apply_override(values, assignment)
+    return from_dict(Config, _expand_env(values))
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

@@ -1,0 +1,82 @@
+"""A tiny pre-norm Transformer encoder (Vaswani et al. 2017; pre-norm as in Xiong et al. 2020) with mean pooling.
+
+Token embeddings (projected to ``d_model`` when ``embedding_dim`` differs, e.g. 300-d Word2Vec vectors) plus
+learned positional embeddings feed ``nn.TransformerEncoder``; padded keys are excluded with
+``src_key_padding_mask`` and the output is the mean of the real positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from textdistill.config import ConfigError
+from textdistill.students import register, valid_positions
+
+
+@dataclass
+class TransformerConfig:
+    """Architecture of ``transformer``."""
+
+    embedding_dim: int = 256  # projected to d_model when different
+    d_model: int = 256
+    num_layers: int = 2
+    num_heads: int = 4
+    ff_dim: int = 512
+    dropout: float = 0.1
+    max_positions: int = 512
+
+    def __post_init__(self) -> None:
+        for name in ("embedding_dim", "d_model", "num_layers", "num_heads", "ff_dim", "max_positions"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"student.arch.{name} must be at least 1, got {getattr(self, name)}")
+        if self.d_model % self.num_heads:
+            raise ConfigError(
+                f"student.arch.d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"student.arch.dropout must be in [0, 1), got {self.dropout}")
+
+
+@register("transformer")
+class TransformerStudent(nn.Module):
+    """Embedding (+ projection) + positions → ``encoder`` → final norm → masked mean → dropout → ``classifier``."""
+
+    config_class = TransformerConfig
+
+    def __init__(self, config: TransformerConfig, vocab_size: int, num_labels: int, pad_id: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=pad_id)
+        same = config.embedding_dim == config.d_model
+        self.projection: nn.Module = nn.Identity() if same else nn.Linear(config.embedding_dim, config.d_model)
+        self.positions = nn.Embedding(config.max_positions, config.d_model)
+        self.input_dropout = nn.Dropout(config.dropout)
+        layer = nn.TransformerEncoderLayer(
+            d_model=config.d_model,
+            nhead=config.num_heads,
+            dim_feedforward=config.ff_dim,
+            dropout=config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        norm = nn.LayerNorm(config.d_model)
+        self.encoder = nn.TransformerEncoder(layer, config.num_layers, norm=norm, enable_nested_tensor=False)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.d_model, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """input_ids (B, T) int64, attention_mask (B, T) int64 → logits (B, num_labels); T ≤ max_positions."""
+        width = input_ids.shape[1]
+        if width > self.config.max_positions:
+            raise ValueError(f"sequence width {width} exceeds max_positions={self.config.max_positions}")
+        mask, lengths = valid_positions(attention_mask)
+        positions = torch.arange(width, device=input_ids.device)
+        hidden = self.projection(self.embedding(input_ids)) + self.positions(positions).unsqueeze(0)
+        hidden = self.encoder(self.input_dropout(hidden), src_key_padding_mask=~mask)
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(dim=1) / lengths.unsqueeze(-1).to(hidden.dtype)
+        return self.classifier(self.dropout(pooled))

@@ -1,0 +1,504 @@
+"""The one student training loop: hybrid loss, early stopping, checkpoints and exact resume.
+
+``train_student`` trains any registered student on token ids with (optionally) the teacher's stored logits.
+Everything it writes lives in ``run_dir``:
+
+- ``checkpoint.pt``: model, optimizer, scheduler, loop state and RNG states, written atomically after every
+  epoch and every ``checkpoint_every_steps`` optimizer steps; plain tensors and dicts, so it loads with
+  ``torch.load(..., weights_only=True)``. A new call resumes from it, skipping the batches already done in
+  the current epoch (the batch order is a pure function of ``(seed, epoch)``), and reproduces an
+  uninterrupted run exactly on CPU.
+- ``best.safetensors``: the weights with the lowest validation loss so far.
+- ``metrics.jsonl``: one JSON line per finished epoch.
+- ``done.json``: the result of a finished run; calling again returns it (and loads the best weights) without
+  training. The checkpoint is deleted once the run is done.
+
+The learning rate warms up linearly over ``warmup_ratio`` of all steps, then decays linearly to 0 at the end
+of ``epochs`` (early stopping may end the run before the decay does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from textdistill.config import DistillConfig
+from textdistill.losses import hard_loss, hybrid_loss
+from textdistill.students import count_parameters
+from textdistill.students.hub import load_weights, predict_logits, save_weights
+from textdistill.tokens import iterate_batches, length_bucketed_batches
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DistillData",
+    "TrainResult",
+    "classification_metrics",
+    "evaluate",
+    "macro_f1",
+    "predict_logits",
+    "train_student",
+]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.safetensors"
+METRICS_NAME = "metrics.jsonl"
+DONE_NAME = "done.json"
+
+
+@dataclass
+class DistillData:
+    """Training or evaluation examples, aligned row for row.
+
+    ``sequences`` are int64 id arrays already truncated and wrapped by ``tokens.model_inputs``; ``labels`` is
+    (n,) int64 with ``-1`` for unlabelled rows; ``teacher_logits`` is (n, num_labels) float32 or None.
+    """
+
+    sequences: list[np.ndarray]
+    labels: np.ndarray
+    teacher_logits: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.labels.shape != (len(self.sequences),):
+            raise ValueError(f"labels have shape {self.labels.shape} for {len(self.sequences)} sequences")
+        if self.teacher_logits is not None:
+            self.teacher_logits = np.asarray(self.teacher_logits, dtype=np.float32)
+            if self.teacher_logits.ndim != 2 or len(self.teacher_logits) != len(self.sequences):
+                raise ValueError(
+                    f"teacher_logits must be (n, num_labels) with n={len(self.sequences)}, "
+                    f"got {self.teacher_logits.shape}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(s) for s in self.sequences], dtype=np.int64)
+
+    @classmethod
+    def concatenate(cls, parts: list[DistillData]) -> DistillData:
+        """Rows of several parts (e.g. the labelled train split and the teacher-labelled transfer set)."""
+        with_teacher = {part.teacher_logits is not None for part in parts}
+        if len(with_teacher) != 1:
+            raise ValueError("either every part has teacher logits or none has")
+        teacher = [p.teacher_logits for p in parts if p.teacher_logits is not None]
+        return cls(
+            sequences=[s for part in parts for s in part.sequences],
+            labels=np.concatenate([part.labels for part in parts]),
+            teacher_logits=np.concatenate(teacher) if teacher else None,
+        )
+
+
+@dataclass
+class TrainResult:
+    """What a training run achieved; ``best_epoch`` is 1-based (0 when no epoch finished)."""
+
+    best_epoch: int
+    best_val_loss: float
+    best_val_accuracy: float | None
+    epochs_run: int
+    global_step: int
+    history: list[dict[str, Any]]
+    wall_seconds: float
+    train_examples_per_second: float
+    stopped_early: bool
+    completed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class _LoopState:
+    """Everything about the loop's progress that a checkpoint must restore (plain Python values)."""
+
+    epoch: int = 0  # epochs finished
+    step_in_epoch: int = 0  # batches finished in the current epoch
+    global_step: int = 0
+    epoch_loss_sum: float = 0.0
+    best_val_loss: float = math.inf
+    best_val_accuracy: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    examples_seen: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Unweighted mean F1 over the classes present in ``labels`` or ``predictions`` (as scikit-learn)."""
+    scores = []
+    for label in np.union1d(labels, predictions):
+        true_positive = np.sum((predictions == label) & (labels == label))
+        wrong = np.sum((predictions == label) != (labels == label))  # false positives + false negatives
+        scores.append(2 * true_positive / (2 * true_positive + wrong))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def classification_metrics(
+    logits: np.ndarray, labels: np.ndarray, teacher_logits: np.ndarray | None = None
+) -> dict[str, float]:
+    """Accuracy and macro F1 on the labelled rows (label != -1), and agreement with the teacher's argmax.
+
+    Args:
+        logits: (n, C) student logits; labels: (n,) int64; teacher_logits: (n, C) or None.
+    """
+    predictions = logits.argmax(axis=1)
+    labelled = labels >= 0
+    metrics: dict[str, float] = {"examples": float(len(labels))}
+    if labelled.any():
+        metrics["accuracy"] = float(np.mean(predictions[labelled] == labels[labelled]))
+        metrics["macro_f1"] = macro_f1(labels[labelled], predictions[labelled])
+    if teacher_logits is not None and len(labels):
+        metrics["agreement"] = float(np.mean(predictions == teacher_logits.argmax(axis=1)))
+    return metrics
+
+
+def evaluate(model: nn.Module, data: DistillData, pad_id: int, batch_size: int = 256) -> dict[str, float]:
+    """Loss-free metrics of ``model`` on ``data`` (see ``classification_metrics``)."""
+    logits = predict_logits(model, data.sequences, pad_id, batch_size)
+    return classification_metrics(logits, data.labels, data.teacher_logits)
+
+
+def validation_metrics(model: nn.Module, data: DistillData, config: DistillConfig, pad_id: int) -> dict[str, float]:
+    """``val_loss`` (hybrid with the teacher's logits when present, else the hard loss) and ``val_*`` metrics."""
+    logits = predict_logits(model, data.sequences, pad_id, config.batch_size)
+    student, labels = torch.from_numpy(logits), torch.from_numpy(data.labels)
+    if data.teacher_logits is not None:
+        loss, _ = hybrid_loss(student, torch.from_numpy(data.teacher_logits), labels, config)
+    else:
+        loss = hard_loss(student, labels)
+    metrics = classification_metrics(logits, data.labels, data.teacher_logits)
+    return {"val_loss": float(loss)} | {f"val_{name}": value for name, value in metrics.items()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Optimisation pieces
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices, none on biases, norms and embeddings; frozen parameters left out."""
+    embeddings = {id(module.weight) for module in model.modules() if isinstance(module, nn.Embedding)}
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            plain = parameter.ndim < 2 or id(parameter) in embeddings
+            (no_decay if plain else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]
+
+
+def linear_schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
+    """LR factor: linear warmup over ``warmup_ratio · total_steps`` steps, then linear decay to 0."""
+    warmup = int(round(warmup_ratio * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The shuffled length-bucketed batches of one epoch: a pure function of (seed, epoch)."""
+    epoch_seed = int(np.random.SeedSequence([seed % 2**32, epoch]).generate_state(1)[0])
+    return length_bucketed_batches(lengths, batch_size, shuffle=True, seed=epoch_seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    _, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "numpy_position": int(position),
+        "numpy_has_gauss": int(has_gauss),
+        "numpy_cached_gaussian": float(cached),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    keys = state["numpy_keys"].numpy().astype(np.uint32)
+    np.random.set_state(
+        ("MT19937", keys, state["numpy_position"], state["numpy_has_gauss"], state["numpy_cached_gaussian"])
+    )
+
+
+def _data_digest(data: DistillData) -> str:
+    digest = hashlib.sha256(data.labels.tobytes())
+    digest.update(data.lengths.tobytes())
+    if data.sequences:
+        digest.update(np.concatenate(data.sequences).astype(np.int64).tobytes())
+    if data.teacher_logits is not None:
+        digest.update(data.teacher_logits.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _signature(model: nn.Module, train: DistillData, validation: DistillData, config: DistillConfig) -> dict:
+    """What must match for a checkpoint or done.json in ``run_dir`` to belong to this run."""
+    distill = {k: v for k, v in dataclasses.asdict(config).items() if k != "num_threads"}
+    arch = getattr(model, "config", None)
+    return {
+        "distill": distill,
+        "model": type(model).__name__,
+        "arch": dataclasses.asdict(arch) if dataclasses.is_dataclass(arch) and not isinstance(arch, type) else None,
+        "parameters": count_parameters(model),
+        "train": _data_digest(train),
+        "validation": _data_digest(validation),
+    }
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loop
+
+
+class _Trainer:
+    """One call of ``train_student``: owns the optimizer, scheduler and loop state."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: DistillData,
+        validation: DistillData,
+        config: DistillConfig,
+        run_dir: Path,
+        pad_id: int,
+        checkpoint_every_steps: int | None,
+    ) -> None:
+        self.model, self.train, self.validation, self.config = model, train, validation, config
+        self.run_dir, self.pad_id, self.checkpoint_every = run_dir, pad_id, checkpoint_every_steps
+        self.lengths = train.lengths
+        self.steps_per_epoch = math.ceil(len(train) / config.batch_size)
+        self.optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+        schedule = linear_schedule(self.steps_per_epoch * config.epochs, config.warmup_ratio)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.signature = _signature(model, train, validation, config)
+        self.state = _LoopState()
+        self.clock = time.perf_counter()  # start of time not yet added to state.wall_seconds
+        self.step_clock = self.clock
+
+    # -- checkpoints -------------------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    def _advance_clock(self) -> None:
+        now = time.perf_counter()
+        self.state.wall_seconds += now - self.clock
+        self.clock = now
+
+    def save_checkpoint(self) -> None:
+        self._advance_clock()
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "state": dataclasses.asdict(self.state),
+            "rng": _rng_state(),
+            "signature": self.signature,
+        }
+        tmp = self.checkpoint_path.with_name(CHECKPOINT_NAME + ".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def start(self) -> None:
+        """Resume from ``checkpoint.pt`` when present, else seed a fresh run."""
+        if not self.checkpoint_path.is_file():
+            torch.manual_seed(self.config.seed)
+            np.random.seed(self.config.seed % 2**32)
+            return
+        payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        _check_signature(payload["signature"], self.signature, self.checkpoint_path)
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.state = _LoopState(**payload["state"])
+        _set_rng_state(payload["rng"])
+        logger.info("resuming %s at epoch %d, batch %d", self.run_dir, self.state.epoch + 1, self.state.step_in_epoch)
+
+    # -- training ----------------------------------------------------------------------------------
+
+    def train_step(self, indices: np.ndarray, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> float:
+        """One optimizer step on one batch; returns the batch's total loss."""
+        self.model.train()
+        labels = torch.from_numpy(self.train.labels[indices])
+        teacher = None if self.train.teacher_logits is None else torch.from_numpy(self.train.teacher_logits[indices])
+        loss, parts = hybrid_loss(self.model(input_ids, attention_mask), teacher, labels, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]], self.config.grad_clip
+            )
+        self.optimizer.step()
+        self.scheduler.step()
+        return parts["total"]
+
+    def _record_step(self, loss: float, batch_examples: int) -> None:
+        state = self.state
+        state.train_seconds += time.perf_counter() - self.step_clock
+        state.step_in_epoch += 1
+        state.global_step += 1
+        state.examples_seen += batch_examples
+        state.epoch_loss_sum += loss
+        if self.checkpoint_every and state.global_step % self.checkpoint_every == 0:
+            self.save_checkpoint()
+        self.step_clock = time.perf_counter()  # checkpoint writing is not training time
+
+    def train_epoch(self, max_steps: int | None) -> bool:
+        """Train the rest of the current epoch; False when ``max_steps`` interrupted it."""
+        batches = epoch_batches(self.lengths, self.config.batch_size, self.config.seed, self.state.epoch)
+        start = self.state.step_in_epoch
+        description = f"epoch {self.state.epoch + 1}/{self.config.epochs}"
+        progress = tqdm(total=len(batches), initial=start, desc=description, unit="batch", leave=False)
+        self.step_clock = time.perf_counter()
+        with progress:
+            for indices, input_ids, attention_mask in iterate_batches(
+                self.train.sequences, batches[start:], self.pad_id
+            ):
+                if max_steps is not None and self.state.global_step >= max_steps:
+                    return False
+                loss = self.train_step(indices, input_ids, attention_mask)
+                self._record_step(loss, len(indices))
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        return True
+
+    def end_epoch(self) -> None:
+        """Validate, update early stopping and the best weights, log, write metrics and a checkpoint."""
+        state = self.state
+        metrics = validation_metrics(self.model, self.validation, self.config, self.pad_id)
+        state.epoch += 1
+        record = {
+            "epoch": state.epoch,
+            "global_step": state.global_step,
+            "lr": self.scheduler.get_last_lr()[0],
+            "train_loss": state.epoch_loss_sum / max(1, state.step_in_epoch),
+            **metrics,
+        }
+        state.step_in_epoch, state.epoch_loss_sum = 0, 0.0
+        if metrics["val_loss"] < state.best_val_loss:
+            state.best_val_loss, state.best_epoch, state.bad_epochs = metrics["val_loss"], state.epoch, 0
+            state.best_val_accuracy = metrics.get("val_accuracy")
+            save_weights(self.model, self.run_dir / BEST_NAME)
+        else:
+            state.bad_epochs += 1
+        state.stopped_early = state.bad_epochs >= self.config.patience and state.epoch < self.config.epochs
+        state.history.append(record)
+        logger.info("%s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        _atomic_write_text(self.run_dir / METRICS_NAME, "".join(json.dumps(r) + "\n" for r in state.history))
+        self.save_checkpoint()
+
+    def run(self, max_steps: int | None) -> bool:
+        """Train until the last epoch, early stopping or ``max_steps``; True when the run finished."""
+        while self.state.epoch < self.config.epochs and not self.state.stopped_early:
+            if not self.train_epoch(max_steps):
+                self.save_checkpoint()
+                return False
+            self.end_epoch()
+        return True
+
+    def result(self, completed: bool) -> TrainResult:
+        self._advance_clock()
+        state = self.state
+        return TrainResult(
+            best_epoch=state.best_epoch,
+            best_val_loss=state.best_val_loss,
+            best_val_accuracy=state.best_val_accuracy,
+            epochs_run=state.epoch,
+            global_step=state.global_step,
+            history=list(state.history),
+            wall_seconds=state.wall_seconds,
+            train_examples_per_second=state.examples_seen / state.train_seconds if state.train_seconds else 0.0,
+            stopped_early=state.stopped_early,
+            completed=completed,
+        )
+
+
+def _check_signature(stored: dict, expected: dict, path: Path) -> None:
+    if stored != expected:
+        differing = sorted(k for k in expected if stored.get(k) != expected[k])
+        raise ValueError(
+            f"{path} belongs to a different run (differs in {differing}); use a new run_dir or delete the old one"
+        )
+
+
+def _finished_result(model: nn.Module, run_dir: Path, signature: dict) -> TrainResult:
+    """The stored result of a finished run, with its best weights loaded into ``model``."""
+    done = json.loads((run_dir / DONE_NAME).read_text(encoding="utf-8"))
+    _check_signature(done["signature"], signature, run_dir / DONE_NAME)
+    load_weights(model, run_dir / BEST_NAME)
+    logger.info("%s is already trained; reusing its result", run_dir)
+    return TrainResult(**done["result"])
+
+
+def train_student(
+    model: nn.Module,
+    train: DistillData,
+    validation: DistillData,
+    config: DistillConfig,
+    run_dir: Path,
+    pad_id: int,
+    *,
+    max_steps: int | None = None,
+    checkpoint_every_steps: int | None = 200,
+) -> TrainResult:
+    """Train ``model`` on ``train`` with the hybrid loss, validating and checkpointing into ``run_dir``.
+
+    Resumes from ``run_dir/checkpoint.pt`` when present; returns the stored result of a finished run
+    (``done.json``). ``max_steps`` caps the total number of optimizer steps (counted across resumes): the run
+    stops there with a checkpoint and ``completed=False``, as if killed, and a later call continues it. On
+    completion the best validation weights are loaded into ``model``.
+    """
+    if train.teacher_logits is None and config.hard_weight <= 0:
+        raise ValueError("the training data has no teacher logits and distill.hard_weight is 0")
+    if len(train) == 0 or len(validation) == 0:
+        raise ValueError(f"need training and validation examples, got {len(train)} and {len(validation)}")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    trainer = _Trainer(model, train, validation, config, run_dir, pad_id, checkpoint_every_steps)
+    if (run_dir / DONE_NAME).is_file():
+        return _finished_result(model, run_dir, trainer.signature)
+    trainer.start()
+    if not trainer.run(max_steps):
+        logger.info("stopped at step %d (max_steps); call again to resume", trainer.state.global_step)
+        return trainer.result(completed=False)
+    result = trainer.result(completed=True)
+    load_weights(model, run_dir / BEST_NAME)
+    _atomic_write_text(run_dir / DONE_NAME, json.dumps({"result": result.to_dict(), "signature": trainer.signature}))
+    trainer.checkpoint_path.unlink(missing_ok=True)
+    logger.info("best epoch %d: val_loss %.4f", result.best_epoch, result.best_val_loss)
+    return result

@@ -1,0 +1,29 @@
+"""Shared tiny, offline fixtures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+if str(SRC) not in sys.path:  # run from a source checkout without installing the package
+    sys.path.insert(0, str(SRC))
+
+TINY_WORDS = (
+    "the a an and but or not very really quite movie film story plot acting actor actress scene ending music "
+    "good great wonderful excellent moving fun love best bad awful terrible boring dull worst hate waste "
+    "is was it this that i we they of to in with for ##s ##ing ##ed"
+).split()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory: pytest.TempPathFactory):
+    """A WordPiece ``BertTokenizerFast`` with [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4 and ~50 words."""
+    from transformers import BertTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny_tokenizer")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return BertTokenizerFast.from_pretrained(str(directory), do_lower_case=True)

@@ -1,0 +1,210 @@
+"""One contract over every registered student, plus the registry's and the saved format's errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from textdistill.config import ConfigError
+from textdistill.students import build_student, init_embeddings, student_names
+from textdistill.students.hub import Student, load_weights, save_student, save_weights
+from textdistill.tokens import SpecialIds, pad_batch
+
+LABELS = ["negative", "neutral", "positive"]
+TINY_ARCH = {
+    "rnn-attention": {"embedding_dim": 16, "hidden_size": 16, "attention_dim": 8, "dropout": 0.1},
+    "cnn": {"embedding_dim": 16, "num_filters": 8, "kernel_sizes": [2, 3, 5], "dropout": 0.1},
+    "transformer": {"embedding_dim": 12, "d_model": 16, "num_heads": 2, "ff_dim": 32, "max_positions": 64},
+}
+CASES = [pytest.param(name, TINY_ARCH.get(name, {}), id=name) for name in student_names()] + [
+    pytest.param("rnn-attention", TINY_ARCH["rnn-attention"] | {"cell": "gru", "bidirectional": False}, id="rnn-gru-uni"),
+    pytest.param("rnn-attention", TINY_ARCH["rnn-attention"] | {"num_layers": 1}, id="rnn-1-layer"),
+]
+TEXTS = [
+    "a really wonderful movie with great acting",
+    "bad",
+    "the plot was boring and the ending was the worst i love to hate",
+    "it is not a film",
+    "fun",
+    "quite dull, but the music was excellent and moving",
+    "terrible waste",
+    "we love this story",
+]
+
+
+def make_student(name: str, arch: dict, tokenizer, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_student(name, arch, vocab_size=len(tokenizer), num_labels=len(LABELS), pad_id=tokenizer.pad_token_id)
+
+
+def encode(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    special = SpecialIds.of(tokenizer)
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return pad_batch([np.array([special.cls, *row, special.sep]) for row in ids], special.pad)
+
+
+def save(model: nn.Module, name: str, arch: dict, tokenizer, directory: Path) -> Path:
+    return save_student(
+        model,
+        directory,
+        name=name,
+        arch=arch,
+        vocab_size=len(tokenizer),
+        num_labels=len(LABELS),
+        pad_id=tokenizer.pad_token_id,
+        label_names=LABELS,
+        tokenizer=tokenizer,
+        max_length=12,
+        truncation="head+tail",
+        head_fraction=0.25,
+        metrics={"accuracy": 0.5, "examples": 8},
+        card_extra={"Training data": "eight toy sentences"},
+    )
+
+
+@pytest.mark.parametrize(("name", "arch"), CASES)
+class TestStudentContract:
+    def test_shape_and_determinism(self, name, arch, tiny_tokenizer):
+        input_ids, attention_mask = encode(tiny_tokenizer, TEXTS)
+        first, second = make_student(name, arch, tiny_tokenizer), make_student(name, arch, tiny_tokenizer)
+        for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+        outputs = []
+        for model in (first, second):
+            torch.manual_seed(1)
+            outputs.append(model.train()(input_ids, attention_mask))
+        assert outputs[0].shape == (len(TEXTS), len(LABELS))
+        assert torch.isfinite(outputs[0]).all()
+        assert torch.equal(outputs[0], outputs[1])
+        assert isinstance(first.embedding, nn.Embedding) and isinstance(first.classifier, nn.Linear)
+
+    def test_padding_invariance(self, name, arch, tiny_tokenizer):
+        model = make_student(name, arch, tiny_tokenizer).eval()
+        input_ids, attention_mask = encode(tiny_tokenizer, TEXTS)
+        extra = torch.zeros((len(TEXTS), 7), dtype=torch.long)
+        padded_ids = torch.cat([input_ids, extra + tiny_tokenizer.pad_token_id], dim=1)
+        with torch.no_grad():
+            logits = model(input_ids, attention_mask)
+            padded = model(padded_ids, torch.cat([attention_mask, extra], dim=1))
+            alone = torch.cat([model(*encode(tiny_tokenizer, [text])) for text in TEXTS])
+        torch.testing.assert_close(padded, logits, atol=1e-5, rtol=0)
+        torch.testing.assert_close(alone, logits, atol=1e-5, rtol=0)
+
+    def test_overfits_one_batch(self, name, arch, tiny_tokenizer):
+        model = make_student(name, arch, tiny_tokenizer).train()
+        input_ids, attention_mask = encode(tiny_tokenizer, TEXTS)
+        labels = torch.tensor([2, 0, 0, 1, 2, 1, 0, 2])
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        losses = []
+        for _ in range(50):
+            loss = nn.functional.cross_entropy(model(input_ids, attention_mask), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        assert losses[-1] < 0.2 * losses[0], losses[::10]
+
+    def test_save_load_predict(self, name, arch, tiny_tokenizer, tmp_path):
+        model = make_student(name, arch, tiny_tokenizer).eval()
+        directory = save(model, name, arch, tiny_tokenizer, tmp_path / "student")
+        assert {"config.json", "model.safetensors", "README.md", "tokenizer_config.json"} <= {
+            p.name for p in directory.iterdir()
+        }
+        loaded = Student.from_pretrained(directory)
+        input_ids, attention_mask = encode(tiny_tokenizer, TEXTS)
+        with torch.no_grad():
+            assert torch.equal(loaded.model(input_ids, attention_mask), model(input_ids, attention_mask))
+        assert loaded.label_names == LABELS
+        predictions = loaded.predict(TEXTS, batch_size=3)
+        assert [p["label"] for p in predictions] == [LABELS[i] for i in loaded.predict_logits(TEXTS).argmax(1)]
+        for prediction in predictions:
+            assert set(prediction["probabilities"]) == set(LABELS)
+            assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        one_by_one = np.concatenate([loaded.predict_logits([text]) for text in TEXTS])
+        np.testing.assert_allclose(loaded.predict_logits(TEXTS, batch_size=3), one_by_one, atol=1e-5)
+
+    def test_init_embeddings(self, name, arch, tiny_tokenizer):
+        model = make_student(name, arch, tiny_tokenizer)
+        matrix = np.random.default_rng(0).normal(size=tuple(model.embedding.weight.shape)).astype(np.float32)
+        init_embeddings(model, matrix, freeze=True)
+        assert np.array_equal(model.embedding.weight.detach().numpy(), matrix)
+        assert not model.embedding.weight.requires_grad
+        with pytest.raises(ValueError, match="expects"):
+            init_embeddings(model, matrix[:, :-1], freeze=False)
+
+
+def test_registry_errors_name_the_valid_choices():
+    with pytest.raises(ValueError, match=r"unknown student 'lstm'; valid students: \['cnn', 'rnn-attention'"):
+        build_student("lstm", {}, vocab_size=10, num_labels=2)
+    with pytest.raises(ConfigError, match=r"student.arch.hiden_size.*valid keys here: \['embedding_dim'"):
+        build_student("rnn-attention", {"hiden_size": 8}, vocab_size=10, num_labels=2)
+    with pytest.raises(ConfigError, match="cell must be one of"):
+        build_student("rnn-attention", {"cell": "rnn"}, vocab_size=10, num_labels=2)
+    with pytest.raises(ConfigError, match="divisible"):
+        build_student("transformer", {"d_model": 30, "num_heads": 4}, vocab_size=10, num_labels=2)
+    with pytest.raises(ConfigError, match="conflicts"):
+        build_student("cnn", {"embedding_dim": 8}, vocab_size=10, num_labels=2, embedding_dim=16)
+    assert build_student("cnn", {}, vocab_size=10, num_labels=2, embedding_dim=16).embedding.embedding_dim == 16
+
+
+@pytest.fixture
+def saved_cnn(tiny_tokenizer, tmp_path) -> Path:
+    model = make_student("cnn", TINY_ARCH["cnn"], tiny_tokenizer)
+    return save(model, "cnn", TINY_ARCH["cnn"], tiny_tokenizer, tmp_path / "cnn")
+
+
+def _edit_config(directory: Path, **changes) -> None:
+    path = directory / "config.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: shutil.rmtree(d), "does not exist"),
+        (lambda d: (d / "config.json").unlink(), "has no config.json"),
+        (lambda d: _edit_config(d, textdistill_student=False), "not a textdistill student"),
+        (lambda d: (d / "model.safetensors").unlink(), "model.safetensors is missing"),
+        (lambda d: (d / "model.safetensors").write_bytes(b"\x00garbage" * 10), "corrupt or unreadable"),
+        (lambda d: _edit_config(d, vocab_size=99), r"'embedding.weight' has shape \(\d+, 16\) in the file but \(99, 16\)"),
+        (lambda d: _edit_config(d, student="transformer"), "missing weight"),
+    ],
+    ids=["no-dir", "no-config", "foreign-config", "no-weights", "corrupt-weights", "shape-mismatch", "wrong-student"],
+)
+def test_from_pretrained_errors(saved_cnn, damage, message):
+    damage(saved_cnn)
+    with pytest.raises(ValueError, match=message):
+        Student.from_pretrained(saved_cnn)
+
+
+def test_model_card_and_config(saved_cnn):
+    config = json.loads((saved_cnn / "config.json").read_text())
+    assert config["textdistill_student"] is True and config["student"] == "cnn"
+    assert config["arch"]["kernel_sizes"] == [2, 3, 5] and config["arch"]["dropout"] == 0.1
+    assert config["id2label"] == {"0": "negative", "1": "neutral", "2": "positive"}
+    assert config["tokenization"] == {"max_length": 12, "truncation": "head+tail", "head_fraction": 0.25}
+    card = (saved_cnn / "README.md").read_text()
+    assert "| accuracy | 0.5000 |" in card and "Student.from_pretrained" in card and "eight toy sentences" in card
+
+
+class Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(5, 3)
+        self.classifier = nn.Linear(3, 5, bias=False)
+        self.classifier.weight = self.embedding.weight
+
+
+def test_tied_weights_are_stored_once_and_restored(tmp_path):
+    torch.manual_seed(0)
+    source, target = Tied(), Tied()
+    save_weights(source, tmp_path / "tied.safetensors")
+    load_weights(target, tmp_path / "tied.safetensors")
+    assert torch.equal(target.classifier.weight, source.embedding.weight)
+    assert target.classifier.weight is target.embedding.weight
