@@ -94,8 +94,13 @@ def run(args: argparse.Namespace) -> None:
             continue
         length = 32 if args.smoke else max_length
         config = TeacherConfig(
-            model=str(model_dir), epochs=1 if args.smoke else args.epochs, batch_size=32,
-            body_lr=args.body_lr, head_lr=args.head_lr, warmup_ratio=0.1, logit_batch_size=256,
+            model=str(model_dir),
+            epochs=1 if args.smoke else args.epochs,
+            batch_size=32,
+            body_lr=args.body_lr,
+            head_lr=args.head_lr,
+            warmup_ratio=0.1,
+            logit_batch_size=256,
         )
         train = (inputs(splits["train"], length, strategy, cls_id, sep_id), splits["train"]["labels"])
         val = (inputs(splits["validation"], length, strategy, cls_id, sep_id), splits["validation"]["labels"])

@@ -11,11 +11,11 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 if str(SRC) not in sys.path:  # run from a source checkout without installing the package
     sys.path.insert(0, str(SRC))
 
-TINY_WORDS = (
-    "the a an and but or not very really quite movie film story plot acting actor actress scene ending music "
-    "good great wonderful excellent moving fun love best bad awful terrible boring dull worst hate waste "
-    "is was it this that i we they of to in with for ##s ##ing ##ed"
-).split()
+TINY_WORDS = """
+the a an and but or not very really quite movie film story plot acting actor actress scene ending music
+good great wonderful excellent moving fun love best bad awful terrible boring dull worst hate waste
+is was it this that i we they of to in with for ##s ##ing ##ed
+""".split()  # noqa: SIM905 (one word list, easier to read as text)
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +27,14 @@ def tiny_tokenizer(tmp_path_factory: pytest.TempPathFactory):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     return BertTokenizerFast.from_pretrained(str(directory), do_lower_case=True)
+
+
+@pytest.fixture
+def single_thread():
+    """Run a test on one torch thread: on a busy shared 2-core machine, 2 threads can make tiny models 5-30x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

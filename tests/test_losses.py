@@ -11,6 +11,8 @@ import torch
 from textdistill.config import DistillConfig
 from textdistill.losses import hard_loss, hybrid_loss, logit_mse_loss, sequence_loss, soft_kl_loss
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 STUDENT = [[0.0, 0.0], [1.0, -1.0]]
 TEACHER = [[2.0, 0.0], [0.0, 1.0]]
 
@@ -92,7 +94,12 @@ def test_logit_mse_is_squared_l2_per_row_then_batch_mean():
 
 def test_hybrid_combines_weighted_terms():
     config = DistillConfig(
-        temperature=2.0, soft_weight=0.7, hard_weight=0.3, sequence_weight=0.2, mse_weight=0.1, confidence_threshold=0.6
+        temperature=2.0,
+        soft_weight=0.7,
+        hard_weight=0.3,
+        sequence_weight=0.2,
+        mse_weight=0.1,
+        confidence_threshold=0.6,
     )
     student, teacher, labels = t(STUDENT), t(TEACHER), torch.tensor([1, -1])
     total, parts = hybrid_loss(student, teacher, labels, config)

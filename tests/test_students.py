@@ -16,6 +16,8 @@ from textdistill.students import build_student, init_embeddings, student_names
 from textdistill.students.hub import Student, load_weights, save_student, save_weights
 from textdistill.tokens import SpecialIds, pad_batch
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 LABELS = ["negative", "neutral", "positive"]
 TINY_ARCH = {
     "rnn-attention": {"embedding_dim": 16, "hidden_size": 16, "attention_dim": 8, "dropout": 0.1},
@@ -23,7 +25,9 @@ TINY_ARCH = {
     "transformer": {"embedding_dim": 12, "d_model": 16, "num_heads": 2, "ff_dim": 32, "max_positions": 64},
 }
 CASES = [pytest.param(name, TINY_ARCH.get(name, {}), id=name) for name in student_names()] + [
-    pytest.param("rnn-attention", TINY_ARCH["rnn-attention"] | {"cell": "gru", "bidirectional": False}, id="rnn-gru-uni"),
+    pytest.param(
+        "rnn-attention", TINY_ARCH["rnn-attention"] | {"cell": "gru", "bidirectional": False}, id="rnn-gru-uni"
+    ),
     pytest.param("rnn-attention", TINY_ARCH["rnn-attention"] | {"num_layers": 1}, id="rnn-1-layer"),
 ]
 TEXTS = [
@@ -172,10 +176,26 @@ def _edit_config(directory: Path, **changes) -> None:
         (lambda d: _edit_config(d, textdistill_student=False), "not a textdistill student"),
         (lambda d: (d / "model.safetensors").unlink(), "model.safetensors is missing"),
         (lambda d: (d / "model.safetensors").write_bytes(b"\x00garbage" * 10), "corrupt or unreadable"),
-        (lambda d: _edit_config(d, vocab_size=99), r"'embedding.weight' has shape \(\d+, 16\) in the file but \(99, 16\)"),
-        (lambda d: _edit_config(d, student="transformer"), "missing weight"),
+        (
+            lambda d: _edit_config(d, vocab_size=99),
+            r"'embedding.weight' has shape \(\d+, 16\) in the file but \(99, 16\)",
+        ),
+        (lambda d: _edit_config(d, student="transformer"), "not describe a valid student: unknown config key"),
+        (
+            lambda d: _edit_config(d, arch={"embedding_dim": 16, "num_filters": 8, "kernel_sizes": [2, 3]}),
+            "unexpected weight",
+        ),
     ],
-    ids=["no-dir", "no-config", "foreign-config", "no-weights", "corrupt-weights", "shape-mismatch", "wrong-student"],
+    ids=[
+        "no-dir",
+        "no-config",
+        "foreign-config",
+        "no-weights",
+        "corrupt-weights",
+        "shape-mismatch",
+        "wrong-student",
+        "fewer-convs",
+    ],
 )
 def test_from_pretrained_errors(saved_cnn, damage, message):
     damage(saved_cnn)

@@ -71,7 +71,9 @@ def load_classifier(name: str, label_names: list[str], dropout: float, tokenizer
     try:
         config = AutoConfig.from_pretrained(name)
     except Exception as error:
-        raise TeacherError(f"could not load the config of teacher {name!r}: {type(error).__name__}: {error}") from error
+        raise TeacherError(
+            f"could not load the config of teacher {name!r}: {type(error).__name__}: {error}"
+        ) from error
     _check_head(config, name, len(label_names))
     config.num_labels = len(label_names)
     config.id2label = dict(enumerate(label_names))

@@ -285,8 +285,8 @@ class Student:
             model = build_student(
                 config["student"], config["arch"], config["vocab_size"], config["num_labels"], pad_id=config["pad_id"]
             )
-        except KeyError as error:
-            raise ValueError(f"{directory / CONFIG_NAME} lacks the key {error}") from error
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"{directory / CONFIG_NAME} does not describe a valid student: {error!s}") from error
         load_weights(model, directory / WEIGHTS_NAME)
         return cls(model, load_tokenizer(str(directory)), config)
 

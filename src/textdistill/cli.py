@@ -1,0 +1,138 @@
+"""The command-line layer: each command parses its arguments, calls one library function and reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from textdistill.config import ConfigError, dump_config, load_config
+
+logger = logging.getLogger("textdistill")
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", help="YAML config file (defaults when omitted)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set student.arch.hidden_size=256 (repeatable)",
+    )
+
+
+def _config(args: argparse.Namespace):
+    return load_config(args.config, args.overrides)
+
+
+def cmd_config_show(args: argparse.Namespace) -> None:
+    sys.stdout.write(dump_config(_config(args)))
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from textdistill.pipeline import data_report, prepare_data
+
+    config = _config(args)
+    sys.stdout.write(json.dumps(data_report(config, prepare_data(config)), indent=2) + "\n")
+
+
+def cmd_teacher(args: argparse.Namespace) -> None:
+    from textdistill.pipeline import evaluate_teacher, logits_stage, prepare_data, teacher_stage
+
+    config = _config(args)
+    prepared = prepare_data(config)
+    model_dir = teacher_stage(config, prepared)
+    summary = evaluate_teacher(prepared, model_dir, logits_stage(config, prepared, model_dir))
+    sys.stdout.write(f"teacher: {model_dir}\n")
+    for split in ("validation", "test"):
+        metrics = summary[f"{split}_metrics"]
+        sys.stdout.write(f"{split}: accuracy {metrics['accuracy']:.4f}  F1 {metrics['f1_macro']:.4f}\n")
+
+
+def cmd_logits(args: argparse.Namespace) -> None:
+    from textdistill.pipeline import export_logits, logits_stage, prepare_data, teacher_stage
+
+    config = _config(args)
+    prepared = prepare_data(config)
+    model_dir = None if config.teacher.logits_dir else teacher_stage(config, prepared)
+    logits = logits_stage(config, prepared, model_dir)
+    if args.export and model_dir is not None:
+        from pathlib import Path
+
+        export_logits(config, prepared, model_dir, logits, Path(args.export))
+    for split, values in logits.items():
+        sys.stdout.write(f"{split}: {values.shape[0]} rows\n")
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from textdistill.pipeline import distill
+
+    for summary in distill(_config(args)):
+        test = summary["test"]
+        sys.stdout.write(
+            f"{summary['tag']}: test accuracy {test['accuracy']:.4f}  F1 {test['macro_f1']:.4f}  "
+            f"agreement {test.get('agreement', float('nan')):.4f}  params {summary['parameters']:,}  "
+            f"-> {summary['model_dir']}\n"
+        )
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from textdistill.students.hub import Student
+
+    student = Student.from_pretrained(args.model_dir)
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise ValueError("no text given: pass texts as arguments or one per line on stdin")
+    for text, prediction in zip(texts, student.predict(texts), strict=True):
+        sys.stdout.write(json.dumps({"text": text[:80], **prediction}) + "\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="textdistill", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    config = commands.add_parser("config", help="inspect configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    show = config_commands.add_parser("show", help="print the resolved config")
+    _add_config_arguments(show)
+    show.set_defaults(func=cmd_config_show)
+
+    for name, func, help_text in [
+        ("data", cmd_data, "load, split, tokenise and embed; print data statistics"),
+        ("teacher", cmd_teacher, "fine-tune and evaluate the teacher, and compute its logits"),
+        ("logits", cmd_logits, "compute (or reuse) the teacher's logits for every split"),
+        ("distill", cmd_distill, "train the configured student(s) from the teacher's logits"),
+    ]:
+        sub = commands.add_parser(name, help=help_text)
+        _add_config_arguments(sub)
+        sub.set_defaults(func=func)
+        if name == "logits":
+            sub.add_argument("--export", help="also write float16 logits and a manifest to this directory")
+    predict = commands.add_parser("predict", help="classify texts with a saved student")
+    predict.add_argument("model_dir", help="a student directory saved by textdistill")
+    predict.add_argument("texts", nargs="*", help="texts to classify (one per line on stdin when omitted)")
+    predict.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        args.func(args)
+    except (ConfigError, ValueError, FileNotFoundError) as error:
+        logger.error("%s", error)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

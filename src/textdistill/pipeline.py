@@ -1,0 +1,496 @@
+"""Stage wiring: each stage is a function of its inputs and config, cached by a fingerprint of both.
+
+A stage whose artifact already exists for the same fingerprint is skipped (and says so), so a
+second run of a finished config does no work and changing the student does not re-train the teacher.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from textdistill.cache import ArtifactCache, digest
+from textdistill.config import Config, ConfigError, DistillConfig, StudentConfig, from_dict
+from textdistill.data import Dataset, load_dataset, save_label_mapping, stratified_sample
+from textdistill.metrics import agreement, classification_metrics
+from textdistill.tokens import (
+    EncodedTexts,
+    SpecialIds,
+    encode_cached,
+    load_tokenizer,
+    model_inputs,
+    tokenizer_fingerprint,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """The data stage's output: splits, the shared tokenizer and every split's full token ids."""
+
+    dataset: Dataset
+    tokenizer: Any
+    tokenizer_fingerprint: str
+    encoded: dict[str, EncodedTexts]
+    cache: ArtifactCache
+
+    @property
+    def special(self) -> SpecialIds:
+        return SpecialIds.of(self.tokenizer)
+
+
+def prepare_data(config: Config) -> Prepared:
+    """Load and split the data, then tokenise every split once (cached by fingerprint)."""
+    dataset = load_dataset(config.data)
+    tokenizer = load_tokenizer(config.tokenizer_name)
+    cache = ArtifactCache(config.cache_dir)
+    encoded = {
+        name: encode_cached(split.texts, split.fingerprint, tokenizer, cache, desc=f"tokenise {name}")
+        for name, split in dataset.splits().items()
+    }
+    return Prepared(dataset, tokenizer, tokenizer_fingerprint(tokenizer), encoded, cache)
+
+
+def teacher_inputs(config: Config, prepared: Prepared, split: str) -> list[np.ndarray]:
+    tokens = config.tokens
+    return model_inputs(
+        prepared.encoded[split], tokens.teacher_max_length, tokens.truncation, prepared.special, tokens.head_fraction
+    )
+
+
+def student_inputs(config: Config, prepared: Prepared, split: str) -> list[np.ndarray]:
+    tokens = config.tokens
+    return model_inputs(
+        prepared.encoded[split], tokens.student_max_length, tokens.truncation, prepared.special, tokens.head_fraction
+    )
+
+
+def _teacher_token_settings(config: Config, prepared: Prepared) -> dict[str, Any]:
+    tokens = config.tokens
+    return {
+        "tokenizer": prepared.tokenizer_fingerprint,
+        "max_length": tokens.teacher_max_length,
+        "truncation": tokens.truncation,
+        "head_fraction": tokens.head_fraction,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Teacher
+
+
+def teacher_dir(config: Config, prepared: Prepared) -> Path:
+    """Where the teacher for this (teacher config, token settings, train/validation data) lives."""
+    teacher = asdict(config.teacher)
+    for key in ("logit_batch_size", "logits_dir", "int8_logit_pass"):
+        teacher.pop(key)
+    fingerprints = prepared.dataset.fingerprints()
+    parts = {
+        "teacher": teacher,
+        "tokens": _teacher_token_settings(config, prepared),
+        "data": [fingerprints["train"], fingerprints["validation"]],
+    }
+    return prepared.cache.root / "teachers" / digest(parts)
+
+
+def teacher_stage(config: Config, prepared: Prepared) -> Path:
+    """Fine-tune the teacher (or reuse it) and evaluate it on validation and test; returns the model dir."""
+    from textdistill.teacher import fine_tune
+
+    out = teacher_dir(config, prepared)
+    summary_path = out / "model" / "metrics.json"
+    if summary_path.is_file():
+        logger.info("teacher: reusing %s (same config and data)", out / "model")
+        return out / "model"
+    torch.manual_seed(config.teacher.seed)
+    dataset = prepared.dataset
+    train = (teacher_inputs(config, prepared, "train"), dataset.train.labels)
+    if config.teacher.max_train is not None:
+        rows = stratified_sample(train[1], config.teacher.max_train, config.teacher.seed)
+        train = ([train[0][i] for i in rows], train[1][rows])
+    validation = (teacher_inputs(config, prepared, "validation"), dataset.validation.labels)
+    summary = fine_tune(train, validation, dataset.label_names, prepared.tokenizer, config.teacher, out)
+    summary["fingerprints"] = dataset.fingerprints()
+    summary["tokens"] = _teacher_token_settings(config, prepared)
+    model_dir = out / "model"
+    save_label_mapping(dataset, model_dir / "label_mapping.json")
+    prepared.cache.write_json(summary_path, summary)
+    return model_dir
+
+
+# ---------------------------------------------------------------------------------------------------
+# Logits
+
+
+def logits_key(config: Config, prepared: Prepared, checkpoint: str, split: str) -> dict[str, Any]:
+    """What a split's teacher logits depend on: the checkpoint, the exact rows and the token settings."""
+    return {
+        "teacher_checkpoint": checkpoint,
+        "data": prepared.dataset.splits()[split].fingerprint,
+        **_teacher_token_settings(config, prepared),
+    }
+
+
+def logits_stage(config: Config, prepared: Prepared, model_dir: Path | None) -> dict[str, np.ndarray]:
+    """Teacher logits (n, num_labels) for every split, computed once and reused without loading the teacher.
+
+    With ``teacher.logits_dir`` set, logits are read from a shipped directory after checking that its
+    manifest matches this data and these token settings; any mismatch is an error, never a silent reuse.
+    """
+    if config.teacher.logits_dir:
+        return load_shipped_logits(config, prepared, Path(config.teacher.logits_dir))
+    assert model_dir is not None
+    from textdistill.teacher import checkpoint_hash
+
+    checkpoint = checkpoint_hash(model_dir)
+    result: dict[str, np.ndarray] = {}
+    models: dict[str, Any] = {}
+    for split, data in prepared.dataset.splits().items():
+        mode = _logit_mode(config, prepared, model_dir, models, split)
+        key = logits_key(config, prepared, checkpoint, split) | {"pass": mode}
+        path = prepared.cache.path("logits", key, ".npz")
+        if path.is_file():
+            logger.info("logits %s: reusing %s", split, path)
+            result[split] = _read_logits(path, data.ids)
+            continue
+        result[split] = _compute_logits(config, prepared, _model_for(mode, model_dir, models), split)
+        _write_logits(path, result[split], data.ids, key)
+    return result
+
+
+def _model_for(mode: str, model_dir: Path, models: dict[str, Any]):
+    """The fp32 teacher, or its int8 dynamic quantization, loaded once."""
+    from textdistill.teacher import load_teacher
+
+    if mode not in models:
+        model = load_teacher(model_dir, "cpu" if mode == "int8" else None)
+        if mode == "int8":
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        models[mode] = model
+    return models[mode]
+
+
+def _logit_mode(config: Config, prepared: Prepared, model_dir: Path, models: dict[str, Any], split: str) -> str:
+    """``fp32``, or ``int8`` for non-validation splits when the int8 teacher agrees with fp32 on >= 99.5% of
+    the validation split (validation itself is always fp32, so model selection sees the exact teacher)."""
+    if not config.teacher.int8_logit_pass or split == "validation" or torch.cuda.is_available():
+        return "fp32"
+    check_path = model_dir / "int8_logit_check.json"
+    if not check_path.is_file():
+        inputs = teacher_inputs(config, prepared, "validation")
+        pad = prepared.tokenizer.pad_token_id
+        exact = _compute_logits(config, prepared, _model_for("fp32", model_dir, models), "validation")
+        started = time.perf_counter()
+        from textdistill.teacher import predict_logits
+
+        fast = predict_logits(_model_for("int8", model_dir, models), inputs, pad, config.teacher.logit_batch_size)
+        seconds = time.perf_counter() - started
+        check = {
+            "agreement": agreement(exact, fast),
+            "max_abs_logit_diff": float(np.abs(exact - fast).max()),
+            "int8_reviews_per_second": len(inputs) / seconds,
+            "threshold": 0.995,
+        }
+        prepared.cache.write_json(check_path, check)
+        logger.info("int8 logit pass: agreement with fp32 on validation %.4f", check["agreement"])
+    check = json.loads(check_path.read_text())
+    return "int8" if check["agreement"] >= check["threshold"] else "fp32"
+
+
+def _compute_logits(config: Config, prepared: Prepared, model, split: str) -> np.ndarray:
+    from textdistill.teacher import predict_logits
+
+    started = time.perf_counter()
+    inputs = teacher_inputs(config, prepared, split)
+    logits = predict_logits(model, inputs, prepared.tokenizer.pad_token_id, config.teacher.logit_batch_size, split)
+    seconds = time.perf_counter() - started
+    logger.info("logits %s: %d reviews in %.0f s (%.1f reviews/s)", split, len(inputs), seconds, len(inputs) / seconds)
+    return logits
+
+
+def _write_logits(path: Path, logits: np.ndarray, ids: list[str], key: dict[str, Any]) -> None:
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, logits=logits.astype(np.float32), ids=np.array(ids), key=np.array(json.dumps(key, sort_keys=True)))
+    tmp.replace(path)
+
+
+def _read_logits(path: Path, ids: list[str]) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as stored:
+        if stored["ids"].tolist() != ids:
+            raise ValueError(f"{path}: logits are not aligned with this split's example ids")
+        return stored["logits"].astype(np.float32)
+
+
+def load_shipped_logits(config: Config, prepared: Prepared, directory: Path) -> dict[str, np.ndarray]:
+    """Read logits shipped with a manifest (see ``export_logits``), checking every key."""
+    manifest_path = directory / "manifest.json"
+    if not manifest_path.is_file():
+        raise ValueError(f"teacher.logits_dir {directory}: no manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    expected_tokens = _teacher_token_settings(config, prepared)
+    result = {}
+    for split, data in prepared.dataset.splits().items():
+        entry = manifest["splits"].get(split)
+        if entry is None:
+            raise ValueError(f"teacher.logits_dir {directory}: no logits for split {split!r}")
+        mismatched = {k: (entry["key"].get(k), v) for k, v in expected_tokens.items() if entry["key"].get(k) != v}
+        if entry["key"]["data"] != data.fingerprint:
+            mismatched["data"] = (entry["key"]["data"], data.fingerprint)
+        if mismatched:
+            raise ValueError(f"teacher.logits_dir {directory}, split {split}: shipped vs this run {mismatched}")
+        result[split] = _read_logits(directory / entry["file"], data.ids)
+    logger.info("logits: read from %s (teacher %s)", directory, manifest.get("teacher_checkpoint"))
+    return result
+
+
+def export_logits(
+    config: Config, prepared: Prepared, model_dir: Path, logits: dict[str, np.ndarray], directory: Path
+) -> None:
+    """Write float16 logits per split plus a manifest (checkpoint hash, data fingerprints, token settings)."""
+    from textdistill.teacher import checkpoint_hash
+
+    directory.mkdir(parents=True, exist_ok=True)
+    checkpoint = checkpoint_hash(model_dir)
+    manifest: dict[str, Any] = {"teacher_checkpoint": checkpoint, "splits": {}}
+    for split, values in logits.items():
+        ids = prepared.dataset.splits()[split].ids
+        np.savez_compressed(directory / f"{split}.npz", logits=values.astype(np.float16), ids=np.array(ids))
+        key = logits_key(config, prepared, checkpoint, split)
+        manifest["splits"][split] = {"file": f"{split}.npz", "n": len(ids), "key": key}
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def teacher_agreement(logits: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> dict[str, float]:
+    return {split: agreement(logits[split], other[split]) for split in logits if split in other}
+
+
+def evaluate_teacher(prepared: Prepared, model_dir: Path, logits: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Validation and test metrics of the teacher from its cached logits, written next to the model."""
+    from textdistill.teacher import write_model_card
+
+    summary_path = model_dir / "metrics.json"
+    summary = json.loads(summary_path.read_text())
+    splits = prepared.dataset.splits()
+    for split in ("validation", "test"):
+        labels = splits[split].labels
+        summary[f"{split}_metrics"] = classification_metrics(
+            labels, logits[split].argmax(-1), len(prepared.dataset.label_names)
+        )
+    prepared.cache.write_json(summary_path, summary)
+    write_model_card(model_dir, summary, prepared.dataset.fingerprints())
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------
+# Embeddings and the data report
+
+
+def embeddings_for(config: Config, prepared: Prepared):
+    """The Word2Vec matrix for the student vocabulary (train texts, plus unlabelled texts by config)."""
+    from textdistill.embeddings import embeddings_stage
+
+    names = ["train"] + (
+        ["unlabelled"] if config.embeddings.include_unlabelled and "unlabelled" in prepared.encoded else []
+    )
+    return embeddings_stage(
+        config.embeddings,
+        [prepared.encoded[name] for name in names],
+        [prepared.dataset.splits()[name].fingerprint for name in names],
+        len(prepared.tokenizer),
+        prepared.tokenizer.pad_token_id,
+        prepared.tokenizer_fingerprint,
+        prepared.cache,
+    )
+
+
+def data_report(config: Config, prepared: Prepared) -> dict[str, Any]:
+    """Split sizes, label balance, token-length percentiles, truncation rates and Word2Vec coverage."""
+    from textdistill.data import label_balance
+    from textdistill.tokens import length_report
+
+    limits = {"teacher": config.tokens.teacher_max_length, "student": config.tokens.student_max_length}
+    report: dict[str, Any] = {"labels": prepared.dataset.label_names, "splits": {}}
+    for name, split in prepared.dataset.splits().items():
+        report["splits"][name] = {
+            "rows": len(split),
+            "fingerprint": split.fingerprint,
+            "label_balance": label_balance(split, prepared.dataset.label_names) if name != "unlabelled" else None,
+            "dropped_rows": prepared.dataset.dropped_rows.get(name, 0),
+            "token_lengths": length_report(prepared.encoded[name], limits),
+        }
+    if config.embeddings.enabled:
+        embedding = embeddings_for(config, prepared)
+        report["word2vec"] = {
+            "vocabulary_rows": int(embedding.matrix.shape[0]),
+            "vector_size": int(embedding.matrix.shape[1]),
+            "vocabulary_coverage": embedding.vocabulary_coverage,
+            "training_token_coverage": embedding.token_coverage,
+        }
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------
+# Students
+
+
+@dataclass
+class StudentPlan:
+    """One student to train in a run: a tag (directory name), its student section and its distill section."""
+
+    tag: str
+    student: StudentConfig
+    distill: DistillConfig
+
+    @property
+    def uses_teacher(self) -> bool:
+        d = self.distill
+        return d.soft_weight + d.sequence_weight + d.mse_weight > 0
+
+
+def student_plans(config: Config) -> list[StudentPlan]:
+    """The main student plus every entry of ``students`` (each overrides the student and distill sections)."""
+    plans = [StudentPlan(config.student.name, config.student, config.distill)]
+    for index, entry in enumerate(config.students):
+        unknown = sorted(set(entry) - {"tag", "student", "distill"})
+        if unknown or "tag" not in entry:
+            raise ConfigError(
+                f"students[{index}]: keys must be tag, student, distill (tag required); got {sorted(entry)}"
+            )
+        student = from_dict(StudentConfig, {**asdict(config.student), **entry.get("student", {})}, "student.")
+        distill = from_dict(DistillConfig, {**asdict(config.distill), **entry.get("distill", {})}, "distill.")
+        plans.append(StudentPlan(str(entry["tag"]), student, distill))
+    tags = [plan.tag for plan in plans]
+    if len(set(tags)) != len(tags):
+        raise ConfigError(f"student tags must be unique, got {tags}")
+    return plans
+
+
+def _distill_data(config: Config, prepared: Prepared, split: str, logits: dict[str, np.ndarray] | None):
+    from textdistill.train import DistillData
+
+    labels = prepared.dataset.splits()[split].labels
+    return DistillData(student_inputs(config, prepared, split), labels, None if logits is None else logits[split])
+
+
+def student_stage(
+    config: Config, prepared: Prepared, plan: StudentPlan, logits: dict[str, np.ndarray] | None, embedding
+) -> dict[str, Any]:
+    """Train (or reuse) one student, save it like a Hugging Face model, and evaluate it on test."""
+    from textdistill.students import build_student, count_parameters, init_embeddings
+    from textdistill.students.hub import save_student
+    from textdistill.train import DistillData, evaluate, train_student
+
+    run_dir = Path(config.out_dir) / "students" / plan.tag
+    model_dir = run_dir / "model"
+    summary_path = run_dir / "summary.json"
+    key = _student_key(config, prepared, plan, logits, embedding)
+    if summary_path.is_file() and json.loads(summary_path.read_text()).get("key") == key:
+        logger.info("student %s: reusing %s (same settings, data and teacher)", plan.tag, model_dir)
+        return json.loads(summary_path.read_text())
+    teacher_logits = logits if plan.uses_teacher else None
+    parts = [_distill_data(config, prepared, "train", teacher_logits)]
+    if teacher_logits is not None and plan.distill.use_unlabelled and "unlabelled" in teacher_logits:
+        parts.append(_distill_data(config, prepared, "unlabelled", teacher_logits))
+    train = DistillData.concatenate(parts)
+    validation = _distill_data(config, prepared, "validation", teacher_logits)
+    torch.manual_seed(plan.distill.seed)
+    use_w2v = plan.student.use_word2vec and embedding is not None
+    model = build_student(
+        plan.student.name,
+        plan.student.arch,
+        len(prepared.tokenizer),
+        len(prepared.dataset.label_names),
+        embedding.matrix.shape[1] if use_w2v else None,
+        prepared.tokenizer.pad_token_id,
+    )
+    if use_w2v:
+        init_embeddings(model, embedding.matrix, plan.student.freeze_embeddings)
+    train_dir = run_dir / "train"
+    train_dir.mkdir(parents=True, exist_ok=True)
+    prepared.cache.write_json(train_dir / "key.json", {"key": key})
+    result = train_student(model, train, validation, plan.distill, train_dir, prepared.tokenizer.pad_token_id)
+    pad = prepared.tokenizer.pad_token_id
+    test = evaluate(model, _distill_data(config, prepared, "test", logits), pad)
+    summary = {
+        "tag": plan.tag,
+        "student": plan.student.name,
+        "key": key,
+        "model_dir": str(model_dir),
+        "parameters": count_parameters(model),
+        "uses_teacher": plan.uses_teacher,
+        "train_examples": len(train),
+        "test": test,
+        "training": result.to_dict(),
+        "student_config": asdict(plan.student),
+        "distill_config": asdict(plan.distill),
+    }
+    save_student(
+        model,
+        model_dir,
+        name=plan.student.name,
+        arch=plan.student.arch,
+        vocab_size=len(prepared.tokenizer),
+        num_labels=len(prepared.dataset.label_names),
+        pad_id=pad,
+        label_names=prepared.dataset.label_names,
+        tokenizer=prepared.tokenizer,
+        max_length=config.tokens.student_max_length,
+        truncation=config.tokens.truncation,
+        head_fraction=config.tokens.head_fraction,
+        metrics={
+            "test_accuracy": test.get("accuracy"),
+            "test_macro_f1": test.get("macro_f1"),
+            "test_agreement_with_teacher": test.get("agreement"),
+        },
+        card_extra={"distillation": asdict(plan.distill), "data_fingerprints": prepared.dataset.fingerprints()},
+    )
+    prepared.cache.write_json(summary_path, summary)
+    return summary
+
+
+def _student_key(config: Config, prepared: Prepared, plan: StudentPlan, logits, embedding) -> str:
+    teacher = None
+    if plan.uses_teacher and logits is not None:
+        teacher = {split: float(np.abs(values).sum()) for split, values in logits.items()}
+    return digest(
+        {
+            "student": asdict(plan.student),
+            "distill": asdict(plan.distill),
+            "tokens": [config.tokens.student_max_length, config.tokens.truncation, config.tokens.head_fraction],
+            "tokenizer": prepared.tokenizer_fingerprint,
+            "data": prepared.dataset.fingerprints(),
+            "teacher": teacher,
+            "embeddings": None if embedding is None else float(np.abs(embedding.matrix).sum()),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Whole runs
+
+
+def teacher_logits_for(config: Config, prepared: Prepared) -> tuple[Path | None, dict[str, np.ndarray] | None]:
+    """The teacher (fine-tuned or reused) and its logits; with ``teacher.logits_dir`` only the shipped logits."""
+    if config.teacher.logits_dir:
+        return None, logits_stage(config, prepared, None)
+    model_dir = teacher_stage(config, prepared)
+    logits = logits_stage(config, prepared, model_dir)
+    evaluate_teacher(prepared, model_dir, logits)
+    return model_dir, logits
+
+
+def distill(config: Config, prepared: Prepared | None = None) -> list[dict[str, Any]]:
+    """Data, embeddings, teacher logits (when a student needs them) and every planned student."""
+    prepared = prepared or prepare_data(config)
+    plans = student_plans(config)
+    embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
+    logits = teacher_logits_for(config, prepared)[1] if any(p.uses_teacher for p in plans) else None
+    return [student_stage(config, prepared, plan, logits, embedding) for plan in plans]

@@ -1,0 +1,146 @@
+"""The training loop on a tiny separable task: learning, early stopping, exact resume, reuse of a finished run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from textdistill.config import DistillConfig
+from textdistill.students import build_student
+from textdistill.students.hub import read_weights
+from textdistill.train import DistillData, classification_metrics, evaluate, macro_f1, train_student
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+VOCAB, PAD, CLS, SEP, POSITIVE, NEGATIVE = 40, 0, 2, 3, 5, 6
+ARCH = {"embedding_dim": 8, "hidden_size": 8, "num_layers": 1, "attention_dim": 8, "dropout": 0.2}
+
+
+def toy_data(n: int, seed: int, unlabelled: float = 0.0, teacher: bool = True, flip: bool = False) -> DistillData:
+    """Label 1 iff the sequence holds token POSITIVE (else it holds NEGATIVE), among random filler tokens."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, size=n)
+    sequences = []
+    for label in labels:
+        body = rng.integers(7, VOCAB, size=rng.integers(3, 12))
+        body[rng.integers(len(body))] = POSITIVE if label else NEGATIVE
+        sequences.append(np.concatenate([[CLS], body, [SEP]]).astype(np.int64))
+    logits = np.stack([-2.0 * (2 * labels - 1), 2.0 * (2 * labels - 1)], axis=1) + rng.normal(0, 0.5, size=(n, 2))
+    shown = np.where(rng.random(n) < unlabelled, -1, 1 - labels if flip else labels)
+    return DistillData(sequences, shown, logits.astype(np.float32) if teacher else None)
+
+
+def make_model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_student("rnn-attention", ARCH, vocab_size=VOCAB, num_labels=2, pad_id=PAD)
+
+
+def config(**changes) -> DistillConfig:
+    values = {"epochs": 4, "batch_size": 16, "lr": 1e-2, "patience": 3, "seed": 7, "warmup_ratio": 0.1}
+    return DistillConfig(**(values | changes))
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toy_data(96, seed=1, unlabelled=0.25), toy_data(48, seed=2)
+
+
+def test_loss_falls_and_run_files_are_written(toy, tmp_path):
+    train, validation = toy
+    model = make_model()
+    result = train_student(model, train, validation, config(epochs=6, patience=6), tmp_path, PAD)
+    losses = [record["val_loss"] for record in result.history]
+    assert result.completed and result.epochs_run == 6 and not result.stopped_early
+    assert min(losses) < 0.5 * losses[0]
+    assert result.best_val_accuracy is not None and result.best_val_accuracy >= 0.9
+    assert result.train_examples_per_second > 0 and result.wall_seconds > 0
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert lines == result.history and [line["epoch"] for line in lines] == list(range(1, 7))
+    assert {"train_loss", "lr", "val_loss", "val_accuracy", "val_macro_f1", "val_agreement"} <= set(lines[0])
+    assert (tmp_path / "done.json").is_file() and not (tmp_path / "checkpoint.pt").exists()
+    metrics = evaluate(model, validation, PAD, batch_size=7)  # the best weights are loaded back
+    assert metrics["accuracy"] == pytest.approx(result.best_val_accuracy)
+    assert metrics["agreement"] == pytest.approx(result.history[result.best_epoch - 1]["val_agreement"])
+
+
+def test_early_stopping_keeps_the_best_epoch(toy, tmp_path):
+    train, _ = toy
+    # validation labels are the opposite of the training rule and it has no teacher logits (hard loss only):
+    # the better the model learns the task, the worse its validation loss
+    flipped = toy_data(48, seed=2, teacher=False, flip=True)
+    model = make_model()
+    result = train_student(model, train, flipped, config(epochs=12, patience=2), tmp_path, PAD)
+    losses = [record["val_loss"] for record in result.history]
+    assert result.stopped_early and result.epochs_run < 12
+    assert result.best_epoch == int(np.argmin(losses)) + 1
+    assert result.epochs_run == result.best_epoch + 2
+    best = read_weights(tmp_path / "best.safetensors")
+    assert all(torch.equal(best[name], tensor) for name, tensor in model.state_dict().items())
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(toy, tmp_path):
+    train, validation = toy  # 96 rows, batch 16: 6 steps per epoch
+    whole_model = make_model()
+    whole = train_student(whole_model, train, validation, config(), tmp_path / "whole", PAD, checkpoint_every_steps=4)
+
+    cut = train_student(make_model(), train, validation, config(), tmp_path / "cut", PAD, max_steps=9)
+    assert not cut.completed and cut.global_step == 9 and cut.epochs_run == 1  # stopped mid-epoch 2
+    assert not (tmp_path / "cut" / "done.json").exists()
+    checkpoint = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["state"]["step_in_epoch"] == 3
+
+    resumed_model = make_model(seed=123)  # different initial weights: everything must come from the checkpoint
+    resumed = train_student(resumed_model, train, validation, config(), tmp_path / "cut", PAD)
+    assert resumed.completed and resumed.global_step == whole.global_step
+    assert resumed.history == whole.history  # exact, every epoch's losses and metrics
+    for name, tensor in whole_model.state_dict().items():  # tolerance 0: bit-identical on CPU
+        assert torch.equal(resumed_model.state_dict()[name], tensor), name
+
+
+def test_finished_run_is_reused_without_training(toy, tmp_path, monkeypatch):
+    train, validation = toy
+    first_model = make_model()
+    first = train_student(first_model, train, validation, config(epochs=2), tmp_path, PAD)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run must not train again")
+
+    monkeypatch.setattr("textdistill.train._Trainer.train_step", no_training)
+    second_model = make_model(seed=5)
+    second = train_student(second_model, train, validation, config(epochs=2), tmp_path, PAD)
+    assert second == first
+    for name, tensor in first_model.state_dict().items():
+        assert torch.equal(second_model.state_dict()[name], tensor)
+    with pytest.raises(ValueError, match=r"different run \(differs in \['distill'\]\)"):
+        train_student(make_model(), train, validation, config(epochs=2, lr=1e-3), tmp_path, PAD)
+
+
+def test_hard_label_baseline_and_its_guard(tmp_path):
+    train, validation = toy_data(32, seed=3, teacher=False), toy_data(16, seed=4, teacher=False)
+    result = train_student(make_model(), train, validation, config(epochs=1), tmp_path, PAD)
+    assert result.completed and "val_agreement" not in result.history[0]
+    with pytest.raises(ValueError, match="hard_weight is 0"):
+        train_student(make_model(), train, validation, config(hard_weight=0.0), tmp_path / "soft", PAD)
+
+
+def test_metrics_match_scikit_learn():
+    f1_score = pytest.importorskip("sklearn.metrics").f1_score
+    rng = np.random.default_rng(0)
+    labels, predictions = rng.integers(0, 3, 50), rng.integers(0, 4, 50)
+    assert macro_f1(labels, predictions) == pytest.approx(f1_score(labels, predictions, average="macro"))
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
+    metrics = classification_metrics(logits, np.array([0, -1, 1]), teacher_logits=np.array([[1.0, 0], [1, 0], [1, 0]]))
+    assert metrics == {"examples": 3.0, "accuracy": 0.5, "macro_f1": pytest.approx(1 / 3), "agreement": 2 / 3}
+
+
+def test_distill_data_validates_alignment():
+    with pytest.raises(ValueError, match="labels have shape"):
+        DistillData([np.array([2, 3])], np.array([0, 1]))
+    with pytest.raises(ValueError, match="teacher_logits must be"):
+        DistillData([np.array([2, 3])], np.array([0]), np.zeros((2, 2)))
+    both = DistillData.concatenate([toy_data(3, seed=0), toy_data(2, seed=1)])
+    assert len(both) == 5 and both.teacher_logits is not None and both.teacher_logits.shape == (5, 2)
