@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +11,12 @@ import torch
 from textdistill.config import DistillConfig
 from textdistill.students import build_student
 from textdistill.students.hub import read_weights
-from textdistill.train import DistillData, classification_metrics, evaluate, macro_f1, train_student
+from textdistill.train import DistillData, _Trainer, classification_metrics, evaluate, macro_f1, train_student
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 VOCAB, PAD, CLS, SEP, POSITIVE, NEGATIVE = 40, 0, 2, 3, 5, 6
-ARCH = {"embedding_dim": 8, "hidden_size": 8, "num_layers": 1, "attention_dim": 8, "dropout": 0.2}
+ARCH = {"embedding_dim": 16, "hidden_size": 16, "num_layers": 1, "attention_dim": 8, "dropout": 0.2}
 
 
 def toy_data(n: int, seed: int, unlabelled: float = 0.0, teacher: bool = True, flip: bool = False) -> DistillData:
@@ -40,7 +39,7 @@ def make_model(seed: int = 0) -> torch.nn.Module:
 
 
 def config(**changes) -> DistillConfig:
-    values = {"epochs": 4, "batch_size": 16, "lr": 1e-2, "patience": 3, "seed": 7, "warmup_ratio": 0.1}
+    values = {"epochs": 4, "batch_size": 16, "lr": 2e-2, "patience": 3, "seed": 7, "warmup_ratio": 0.1}
     return DistillConfig(**(values | changes))
 
 
@@ -82,23 +81,53 @@ def test_early_stopping_keeps_the_best_epoch(toy, tmp_path):
     assert all(torch.equal(best[name], tensor) for name, tensor in model.state_dict().items())
 
 
-def test_resume_after_interruption_equals_an_uninterrupted_run(toy, tmp_path):
+@pytest.fixture
+def uninterrupted(toy, tmp_path_factory, single_thread):
+    """A whole run; bit-equality needs the same thread count as the resumed run (float reductions)."""
     train, validation = toy  # 96 rows, batch 16: 6 steps per epoch
-    whole_model = make_model()
-    whole = train_student(whole_model, train, validation, config(), tmp_path / "whole", PAD, checkpoint_every_steps=4)
+    model = make_model()
+    run_dir = tmp_path_factory.mktemp("whole")
+    return model, train_student(model, train, validation, config(), run_dir, PAD, checkpoint_every_steps=4)
 
-    cut = train_student(make_model(), train, validation, config(), tmp_path / "cut", PAD, max_steps=9)
+
+def assert_same_run(model, result, uninterrupted) -> None:
+    whole_model, whole = uninterrupted
+    assert result.completed and result.global_step == whole.global_step
+    assert result.history == whole.history  # exact, every epoch's losses and metrics
+    for name, tensor in whole_model.state_dict().items():  # tolerance 0: bit-identical on CPU
+        assert torch.equal(model.state_dict()[name], tensor), name
+
+
+def test_resume_after_max_steps_equals_an_uninterrupted_run(toy, tmp_path, uninterrupted):
+    train, validation = toy
+    cut = train_student(make_model(), train, validation, config(), tmp_path, PAD, max_steps=9)
     assert not cut.completed and cut.global_step == 9 and cut.epochs_run == 1  # stopped mid-epoch 2
-    assert not (tmp_path / "cut" / "done.json").exists()
-    checkpoint = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert not (tmp_path / "done.json").exists()
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert checkpoint["state"]["step_in_epoch"] == 3
 
     resumed_model = make_model(seed=123)  # different initial weights: everything must come from the checkpoint
-    resumed = train_student(resumed_model, train, validation, config(), tmp_path / "cut", PAD)
-    assert resumed.completed and resumed.global_step == whole.global_step
-    assert resumed.history == whole.history  # exact, every epoch's losses and metrics
-    for name, tensor in whole_model.state_dict().items():  # tolerance 0: bit-identical on CPU
-        assert torch.equal(resumed_model.state_dict()[name], tensor), name
+    resumed = train_student(resumed_model, train, validation, config(), tmp_path, PAD)
+    assert_same_run(resumed_model, resumed, uninterrupted)
+
+
+def test_resume_after_a_crash_uses_the_last_periodic_checkpoint(toy, tmp_path, uninterrupted, monkeypatch):
+    train, validation = toy
+    real_step = _Trainer.train_step
+
+    def crash_at_step_11(self, *args):
+        if self.state.global_step == 10:
+            raise KeyboardInterrupt("killed")
+        return real_step(self, *args)
+
+    monkeypatch.setattr(_Trainer, "train_step", crash_at_step_11)
+    with pytest.raises(KeyboardInterrupt):
+        train_student(make_model(), train, validation, config(), tmp_path, PAD, checkpoint_every_steps=4)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["state"]["global_step"] == 8
+    monkeypatch.setattr(_Trainer, "train_step", real_step)
+    resumed_model = make_model(seed=123)
+    resumed = train_student(resumed_model, train, validation, config(), tmp_path, PAD, checkpoint_every_steps=4)
+    assert_same_run(resumed_model, resumed, uninterrupted)
 
 
 def test_finished_run_is_reused_without_training(toy, tmp_path, monkeypatch):

@@ -113,8 +113,10 @@ class TeacherConfig:
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0, "teacher.epochs must be positive")
-        _check(self.batch_size >= 1 and self.gradient_accumulation >= 1, "teacher batch sizes must be >= 1")
-        _check(self.body_lr > 0 and self.head_lr > 0, "teacher learning rates must be positive")
+        _check(self.batch_size >= 1, "teacher.batch_size must be at least 1")
+        _check(self.gradient_accumulation >= 1, "teacher.gradient_accumulation must be at least 1")
+        _check(self.body_lr > 0, "teacher.body_lr must be positive")
+        _check(self.head_lr > 0, "teacher.head_lr must be positive")
         _check(0.0 <= self.warmup_ratio < 1.0, "teacher.warmup_ratio must be in [0, 1)")
         _check(0.0 <= self.classifier_dropout < 1.0, "teacher.classifier_dropout must be in [0, 1)")
         _check(self.mixed_precision in ("auto", "no", "fp16", "bf16"), "teacher.mixed_precision: auto|no|fp16|bf16")
@@ -154,10 +156,11 @@ class DistillConfig:
     def __post_init__(self) -> None:
         _check(self.temperature > 0, "distill.temperature must be positive")
         weights = (self.soft_weight, self.hard_weight, self.sequence_weight, self.mse_weight)
-        _check(all(w >= 0 for w in weights), "distill loss weights must be >= 0")
-        _check(sum(weights) > 0, "at least one distill loss weight must be positive")
+        _check(all(w >= 0 for w in weights), f"distill.soft/hard/sequence/mse_weight must be >= 0, got {weights}")
+        _check(sum(weights) > 0, "distill.soft/hard/sequence/mse_weight: at least one must be positive")
         _check(0.0 <= self.confidence_threshold < 1.0, "distill.confidence_threshold must be in [0, 1)")
-        _check(self.epochs >= 1 and self.batch_size >= 1 and self.patience >= 1, "distill epochs/batch/patience >= 1")
+        for name in ("epochs", "batch_size", "patience"):
+            _check(getattr(self, name) >= 1, f"distill.{name} must be at least 1")
         _check(self.lr > 0, "distill.lr must be positive")
 
 
@@ -188,7 +191,8 @@ class BenchConfig:
     threads: list[int] = field(default_factory=lambda: [1, 0])  # 0: all cores
 
     def __post_init__(self) -> None:
-        _check(self.runs >= 1 and self.warmup >= 0, "bench.runs >= 1 and bench.warmup >= 0")
+        _check(self.runs >= 1, "bench.runs must be at least 1")
+        _check(self.warmup >= 0, "bench.warmup must be at least 0")
 
 
 @dataclass
@@ -268,13 +272,14 @@ def from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     for name, value in values.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = from_dict(hint, value or {}, f"{prefix}{name}.")
+            kwargs[name] = from_dict(hint, {} if value is None else value, f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(value, hint, prefix + name)
     try:
         return cls(**kwargs)
     except ConfigError as error:
-        raise ConfigError(f"{prefix}{error}" if prefix and not str(error).startswith(prefix) else str(error)) from None
+        section = prefix.rstrip(".")
+        raise ConfigError(f"{section}: {error}" if section and section not in str(error) else str(error)) from None
 
 
 def apply_override(values: dict[str, Any], assignment: str) -> None:
@@ -284,7 +289,9 @@ def apply_override(values: dict[str, Any], assignment: str) -> None:
     keys = dotted.strip().split(".")
     node = values
     for key in keys[:-1]:
-        node = node.setdefault(key, {})
+        if node.get(key) is None:  # absent, or an empty section (`data:` in YAML)
+            node[key] = {}
+        node = node[key]
         _check(isinstance(node, dict), f"--set {dotted}: {key} is not a section")
     node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
 

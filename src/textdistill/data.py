@@ -88,7 +88,7 @@ class Dataset:
 def fingerprint(texts: list[str], labels: np.ndarray, ids: list[str]) -> str:
     """A sha256 over the exact rows (texts, labels and ids, in order): keys every downstream cache."""
     digest = hashlib.sha256()
-    for text, label, example_id in zip(texts, labels.tolist(), ids):
+    for text, label, example_id in zip(texts, labels.tolist(), ids, strict=True):
         digest.update(f"{example_id}\x1f{label}\x1f".encode())
         digest.update(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\x1e")
@@ -116,7 +116,7 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         if kind == "csv":
             return pd.read_csv(path, keep_default_na=False, na_values=[""])
-        return pd.read_json(path, lines=True)
+        return pd.read_json(path, lines=True, dtype=False)  # keep JSON's own types: "007" stays a string
     except Exception as error:  # each reader raises its own exception types
         raise DataError(f"{path}: could not be read as {kind}: {type(error).__name__}: {error}") from error
 
@@ -148,6 +148,9 @@ def read_hub_frames(name: str, want_unlabelled: bool) -> tuple[dict[str, pd.Data
             f"could not load dataset {name!r} from the Hugging Face hub ({type(error).__name__}: {error}); "
             "set data.path to a local directory with train/test files to work offline"
         ) from error
+    missing = [key for key in ("train", "test") if key not in loaded]
+    if missing:
+        raise DataError(f"hub dataset {name!r} has no {missing} split(s); it has {list(loaded)}")
     wanted = {"train": "train", "test": "test"} | ({"unlabelled": "unsupervised"} if want_unlabelled else {})
     frames = {split: loaded[key].to_pandas() for split, key in wanted.items() if key in loaded}
     label_feature = loaded["train"].features.get("label")
@@ -273,8 +276,10 @@ def _load_frames(config: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str]
     local = Path(config.path).expanduser()
     if local.is_dir():
         return read_local_frames(local, config.use_unlabelled), None
-    if local.exists() or config.path.startswith((".", "/", "~")):
+    if local.exists():
         raise DataError(f"data.path {config.path!r} is not a directory (give a hub name or a local directory)")
+    if config.path.startswith((".", "/", "~")):
+        raise DataError(f"data.path {config.path!r} does not exist (give a hub name or a local directory)")
     return read_hub_frames(config.path, config.use_unlabelled)
 
 
@@ -296,6 +301,11 @@ def load_dataset(config: DataConfig) -> Dataset:
     if config.max_test is not None:
         test = test.subset(stratified_sample(test.labels, config.max_test, config.seed))
     kept, held = stratified_split(original_train.labels, config.validation_fraction, config.seed)
+    if len(kept) == 0 or len(held) == 0:
+        raise DataError(
+            f"train: data.validation_fraction={config.validation_fraction} of {len(original_train)} rows leaves "
+            f"{len(kept)} train and {len(held)} validation rows; both need at least one"
+        )
     unlabelled = _unlabelled_split(frames["unlabelled"], config, config.seed) if "unlabelled" in frames else None
     dataset = Dataset(
         train=original_train.subset(kept, "train"),
@@ -313,7 +323,7 @@ def load_dataset(config: DataConfig) -> Dataset:
 def label_balance(split: Split, label_names: list[str]) -> dict[str, int]:
     """Count of rows per label name."""
     counts = np.bincount(split.labels[split.labels >= 0], minlength=len(label_names))
-    return {name: int(c) for name, c in zip(label_names, counts)}
+    return {name: int(c) for name, c in zip(label_names, counts, strict=True)}
 
 
 def save_label_mapping(dataset: Dataset, path: Path) -> None:

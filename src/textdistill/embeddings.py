@@ -64,8 +64,8 @@ def train_word2vec(encoded: list[EncodedTexts], config: EmbeddingsConfig):
     """Train gensim Word2Vec on token-id sentences; returns the KeyedVectors."""
     from gensim.models import Word2Vec
 
+    sentences = TokenSentences(encoded)
     model = Word2Vec(
-        sentences=TokenSentences(encoded),
         vector_size=config.vector_size,
         window=config.window,
         min_count=config.min_count,
@@ -74,6 +74,10 @@ def train_word2vec(encoded: list[EncodedTexts], config: EmbeddingsConfig):
         seed=config.seed,
         workers=config.workers,
     )
+    model.build_vocab(sentences)
+    if not model.wv.index_to_key:  # gensim would fail with "you must first build vocabulary"
+        raise ValueError(f"Word2Vec: no token occurs embeddings.min_count={config.min_count} times in the texts")
+    model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)
     return model.wv
 
 

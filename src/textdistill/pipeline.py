@@ -48,10 +48,21 @@ class Prepared:
 
 
 def prepare_data(config: Config) -> Prepared:
-    """Load and split the data, then tokenise every split once (cached by fingerprint)."""
-    dataset = load_dataset(config.data)
-    tokenizer = load_tokenizer(config.tokenizer_name)
+    """Load and split the data, then tokenise every split once (cached by fingerprint).
+
+    Built-in stand-ins (``builtin:toy-reviews``, ``builtin:tiny-bert``) are materialised first and
+    their paths written back into ``config``, so the resolved config names real directories.
+    """
+    from textdistill import builtin
+
     cache = ArtifactCache(config.cache_dir)
+    if config.data.path == builtin.TOY_DATA:
+        config.data.path = str(builtin.write_toy_dataset(cache.root / "builtin" / "toy-reviews"))
+    dataset = load_dataset(config.data)
+    if config.teacher.model == builtin.TINY_BERT:
+        target = cache.root / "builtin" / f"tiny-bert-{dataset.train.fingerprint}"
+        config.teacher.model = str(builtin.build_tiny_bert(target, dataset.train.texts))
+    tokenizer = load_tokenizer(config.tokenizer_name)
     encoded = {
         name: encode_cached(split.texts, split.fingerprint, tokenizer, cache, desc=f"tokenise {name}")
         for name, split in dataset.splits().items()

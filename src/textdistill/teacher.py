@@ -167,6 +167,7 @@ def training_arguments(config: TeacherConfig, output_dir: Path, steps_per_epoch:
         greater_is_better=True,
         logging_steps=max(1, min(50, steps_per_epoch // 4)),
         report_to="none",
+        dataloader_pin_memory=torch.cuda.is_available(),
         seed=config.seed,
         data_seed=config.seed,
         train_sampling_strategy="group_by_length",
@@ -259,6 +260,7 @@ def fine_tune(
         "train_loss": result.training_loss,
         "validation": validation_metrics,
         "resumed": resume,
+        "log_history": trainer.state.log_history,
         "hyperparameters": asdict(config),
     }
     logger.info("teacher fine-tuned in %.0f s; validation %s", seconds, validation_metrics)

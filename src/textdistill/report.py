@@ -1,0 +1,142 @@
+"""Run reports: results table (markdown), metrics.json and plots (PNG) in the run directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: files only
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = [
+    ("model", "model", "{}"),
+    ("accuracy", "test accuracy", "{:.4f}"),
+    ("f1", "test F1", "{:.4f}"),
+    ("agreement", "agreement with teacher", "{:.4f}"),
+    ("parameters", "parameters", "{:,}"),
+    ("nonzero_parameters", "non-zero", "{:,}"),
+    ("bytes", "bytes on disk", "{:,}"),
+    ("latency_ms", "latency b=1, 1 thread (ms)", "{:.2f}"),
+    ("throughput", "throughput b=32, all cores (reviews/s)", "{:.0f}"),
+]
+
+
+def _cell(value: Any, pattern: str) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return pattern.format(value)
+
+
+def results_table(rows: list[dict[str, Any]]) -> str:
+    """A markdown table of the models of a run, one row each (missing values shown as –)."""
+    header = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    rule = "| " + " | ".join("---" for _ in COLUMNS) + " |"
+    body = ["| " + " | ".join(_cell(row.get(key), fmt) for key, _, fmt in COLUMNS) + " |" for row in rows]
+    return "\n".join([header, rule, *body])
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    logger.info("wrote %s", path)
+    return path
+
+
+def plot_learning_curves(curves: dict[str, list[dict[str, float]]], path: Path) -> Path:
+    """Validation accuracy and loss by epoch for each model (teacher and students)."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, history in curves.items():
+        epochs = [h["epoch"] for h in history]
+        if any("val_accuracy" in h for h in history):
+            left.plot(epochs, [h.get("val_accuracy", np.nan) for h in history], marker="o", label=name)
+        right.plot(epochs, [h.get("val_loss", np.nan) for h in history], marker="o", label=f"{name} (validation)")
+        if any("train_loss" in h for h in history):
+            right.plot(epochs, [h.get("train_loss", np.nan) for h in history], ls="--", label=f"{name} (train)")
+    left.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
+    right.set(xlabel="epoch", ylabel="loss (each model's own objective)", title="Loss")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def plot_tradeoff(rows: list[dict[str, Any]], x_key: str, x_label: str, path: Path) -> Path:
+    """Test accuracy against a cost (latency or bytes, log scale) for every model that has both."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        if row.get(x_key) and row.get("accuracy") is not None:
+            axis.scatter(row[x_key], row["accuracy"], s=40)
+            axis.annotate(row["model"], (row[x_key], row["accuracy"]), fontsize=8, xytext=(4, 4),
+                          textcoords="offset points")
+    axis.set_xscale("log")
+    axis.set(xlabel=x_label, ylabel="test accuracy", title=f"Accuracy vs {x_label.split(' (')[0]}")
+    axis.grid(alpha=0.3, which="both")
+    return _save(figure, path)
+
+
+def plot_sparsity(sweep: list[dict[str, Any]], path: Path) -> Path:
+    """Accuracy against sparsity / amount pruned, one line per pruning method."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for method in sorted({row["method"] for row in sweep}):
+        points = sorted((r["sparsity"], r["accuracy"]) for r in sweep if r["method"] == method)
+        axis.plot([100 * p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+    axis.set(xlabel="weights pruned (%)", ylabel="accuracy", title="Accuracy vs pruning")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return _save(figure, path)
+
+
+def plot_confusions(matrices: dict[str, list[list[int]]], label_names: list[str], path: Path) -> Path:
+    """Confusion matrices (rows: true label, columns: predicted), counts annotated."""
+    figure, axes = plt.subplots(1, len(matrices), figsize=(4 * len(matrices), 3.8), squeeze=False)
+    for axis, (name, matrix) in zip(axes[0], matrices.items(), strict=True):
+        values = np.asarray(matrix)
+        axis.imshow(values, cmap="Blues")
+        for (i, j), count in np.ndenumerate(values):
+            color = "white" if count > values.max() / 2 else "black"
+            axis.text(j, i, f"{count:,}", ha="center", va="center", color=color)
+        axis.set(xticks=range(len(label_names)), yticks=range(len(label_names)), xticklabels=label_names,
+                 yticklabels=label_names, xlabel="predicted", ylabel="true", title=name)
+    return _save(figure, path)
+
+
+def write_report(
+    out_dir: Path,
+    rows: list[dict[str, Any]],
+    curves: dict[str, list[dict[str, float]]],
+    sweep: list[dict[str, Any]],
+    confusions: dict[str, list[list[int]]],
+    label_names: list[str],
+    metrics: dict[str, Any],
+    notes: list[str] | None = None,
+) -> dict[str, Path]:
+    """Write results.md, metrics.json and the PNG plots into ``out_dir``; returns the written paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "learning_curves": plot_learning_curves(curves, out_dir / "learning_curves.png"),
+        "accuracy_vs_latency": plot_tradeoff(
+            rows, "latency_ms", "latency at batch 1, 1 thread (ms)", out_dir / "accuracy_vs_latency.png"),
+        "accuracy_vs_size": plot_tradeoff(rows, "bytes", "bytes on disk", out_dir / "accuracy_vs_size.png"),
+        "confusion_matrices": plot_confusions(confusions, label_names, out_dir / "confusion_matrices.png"),
+    }
+    if sweep:
+        paths["accuracy_vs_sparsity"] = plot_sparsity(sweep, out_dir / "accuracy_vs_sparsity.png")
+    lines = ["# textdistill run results", "", results_table(rows), ""]
+    if sweep:
+        lines += ["## Pruning sweep", "", "| method | pruned | accuracy |", "| --- | --- | --- |"]
+        lines += [f"| {r['method']} | {100 * r['sparsity']:.0f}% | {r['accuracy']:.4f} |" for r in sweep]
+        lines.append("")
+    lines += [f"- {note}" for note in notes or []]
+    lines += ["", *[f"![{name}]({path.name})" for name, path in paths.items()], ""]
+    (out_dir / "results.md").write_text("\n".join(lines), encoding="utf-8")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str), encoding="utf-8")
+    paths["results"] = out_dir / "results.md"
+    return paths

@@ -1,0 +1,142 @@
+"""Teacher: a tiny random BERT fine-tunes, saves and reloads exactly; logit cache hit/miss/mismatch; bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from textdistill import builtin
+from textdistill.config import TeacherConfig, load_config
+from textdistill.pipeline import logits_stage, prepare_data, teacher_stage
+from textdistill.teacher import TeacherError, fine_tune, load_classifier, load_teacher, predict_logits
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT (2 layers, hidden 64) with a WordPiece vocabulary trained on toy reviews."""
+    data = builtin.write_toy_dataset(tmp_path_factory.mktemp("toy"), sizes=(200, 60, 40))
+    import pandas as pd
+
+    texts = pd.read_parquet(data / "train.parquet")["text"].tolist()
+    return builtin.build_tiny_bert(tmp_path_factory.mktemp("bert"), texts, vocab_size=300)
+
+
+def _toy_sequences(tokenizer, n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Separable toy data: positive reviews use one word list, negative reviews another."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    texts = [" ".join(rng.choice(["superb", "moving"] if y else ["awful", "boring"], 6)) for y in labels]
+    encoded = tokenizer(texts)["input_ids"]
+    return [np.array(e, dtype=np.int64) for e in encoded], labels
+
+
+def test_fine_tune_loss_falls_and_checkpoint_reloads_exactly(tiny_bert_dir, tmp_path, single_thread):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    train, val = _toy_sequences(tokenizer, 64), _toy_sequences(tokenizer, 16, seed=1)
+    config = TeacherConfig(model=str(tiny_bert_dir), epochs=4, batch_size=8, body_lr=1e-3, head_lr=3e-3)
+    summary = fine_tune(train, val, ["neg", "pos"], tokenizer, config, tmp_path)
+    losses = [h["loss"] for h in summary["log_history"] if "loss" in h]
+    assert losses[-1] < losses[0]
+    assert summary["validation"]["eval_accuracy"] >= 0.9
+    model = load_teacher(tmp_path / "model", "cpu")
+    logits = predict_logits(model, val[0], tokenizer.pad_token_id, batch_size=5)
+    again = predict_logits(load_teacher(tmp_path / "model", "cpu"), val[0], tokenizer.pad_token_id, batch_size=16)
+    np.testing.assert_array_equal(logits, again)
+    with torch.inference_mode():
+        one = model(input_ids=torch.from_numpy(np.stack(val[0][:1]))).logits.numpy()
+    np.testing.assert_allclose(logits[:1], one, atol=1e-5)  # batching and padding do not change results
+
+
+def test_head_with_wrong_number_of_labels_is_rejected(tiny_bert_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert_dir), num_labels=3)
+    model.save_pretrained(str(tmp_path))
+    with pytest.raises(TeacherError, match="3 labels but the data has 2"):
+        load_classifier(str(tmp_path), ["neg", "pos"], 0.1)
+
+
+def test_tokenizer_larger_than_model_vocabulary_is_rejected(tiny_bert_dir, tiny_tokenizer):
+    from transformers import AutoTokenizer
+
+    big = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    big.add_tokens([f"newtoken{i}" for i in range(500)])
+    with pytest.raises(TeacherError, match="do not belong together"):
+        load_classifier(str(tiny_bert_dir), ["neg", "pos"], 0.1, tokenizer=big)
+
+
+def test_missing_or_corrupt_weights_are_clear_errors(tiny_bert_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    with pytest.raises(TeacherError, match="no config.json"):
+        load_teacher(tmp_path, "cpu")
+    AutoModelForSequenceClassification.from_pretrained(str(tiny_bert_dir), num_labels=2).save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(TeacherError, match="could not be loaded"):
+        load_teacher(tmp_path, "cpu")
+    weights.unlink()
+    with pytest.raises(TeacherError, match="no model.safetensors"):
+        load_teacher(tmp_path, "cpu")
+
+
+def _tiny_run_config(tmp_path: Path, **extra: str):
+    overrides = {
+        "data.path": "builtin:toy-reviews",
+        "data.max_train": "80",
+        "data.max_test": "40",
+        "data.max_unlabelled": "20",
+        "teacher.model": "builtin:tiny-bert",
+        "teacher.epochs": "1",
+        "teacher.batch_size": "16",
+        "tokens.teacher_max_length": "32",
+        "cache_dir": str(tmp_path / "cache"),
+        "out_dir": str(tmp_path / "run"),
+        **extra,
+    }
+    return load_config(None, [f"{k}={v}" for k, v in overrides.items()])
+
+
+def test_logit_cache_hit_miss_and_mismatch(tmp_path, monkeypatch, single_thread):
+    config = _tiny_run_config(tmp_path)
+    prepared = prepare_data(config)
+    model_dir = teacher_stage(config, prepared)
+    first = logits_stage(config, prepared, model_dir)
+    assert set(first) == {"train", "validation", "test", "unlabelled"}
+    assert first["train"].shape == (len(prepared.dataset.train), 2)
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher must not be loaded on a cache hit")
+
+    monkeypatch.setattr("textdistill.teacher.load_teacher", no_teacher)
+    again = logits_stage(config, prepared, model_dir)  # hit: same checkpoint, data and token settings
+    np.testing.assert_array_equal(again["test"], first["test"])
+    assert teacher_stage(config, prepared) == model_dir  # the teacher itself is reused too
+
+    config.tokens.teacher_max_length = 24  # another token setting: a miss, recomputed
+    with pytest.raises(AssertionError, match="must not be loaded"):
+        logits_stage(config, prepared, model_dir)
+
+
+def test_shipped_logits_must_match_the_data(tmp_path, single_thread):
+    from textdistill.pipeline import export_logits
+
+    config = _tiny_run_config(tmp_path)
+    prepared = prepare_data(config)
+    model_dir = teacher_stage(config, prepared)
+    export_logits(config, prepared, model_dir, logits_stage(config, prepared, model_dir), tmp_path / "shipped")
+    config.teacher.logits_dir = str(tmp_path / "shipped")
+    shipped = logits_stage(config, prepared, None)
+    assert shipped["validation"].shape == (len(prepared.dataset.validation), 2)
+
+    manifest = json.loads((tmp_path / "shipped/manifest.json").read_text())
+    manifest["splits"]["test"]["key"]["data"] = "0000000000000000"
+    (tmp_path / "shipped/manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="split test: shipped vs this run"):
+        logits_stage(config, prepared, None)
