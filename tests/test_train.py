@@ -11,7 +11,7 @@ import torch
 from textdistill.config import DistillConfig
 from textdistill.students import build_student
 from textdistill.students.hub import read_weights
-from textdistill.train import DistillData, _Trainer, classification_metrics, evaluate, macro_f1, train_student
+from textdistill.train import DistillData, _Trainer, evaluate, prediction_metrics, train_student
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -156,14 +156,13 @@ def test_hard_label_baseline_and_its_guard(tmp_path):
         train_student(make_model(), train, validation, config(hard_weight=0.0), tmp_path / "soft", PAD)
 
 
-def test_metrics_match_scikit_learn():
-    f1_score = pytest.importorskip("sklearn.metrics").f1_score
-    rng = np.random.default_rng(0)
-    labels, predictions = rng.integers(0, 3, 50), rng.integers(0, 4, 50)
-    assert macro_f1(labels, predictions) == pytest.approx(f1_score(labels, predictions, average="macro"))
-    logits = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
-    metrics = classification_metrics(logits, np.array([0, -1, 1]), teacher_logits=np.array([[1.0, 0], [1, 0], [1, 0]]))
-    assert metrics == {"examples": 3.0, "accuracy": 0.5, "macro_f1": pytest.approx(1 / 3), "agreement": 2 / 3}
+def test_prediction_metrics_score_labelled_rows_and_agreement_on_all():
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 2.0]])
+    teacher = np.array([[1.0, 0], [1, 0], [1, 0], [0, 1]])
+    metrics = prediction_metrics(logits, np.array([0, -1, 1, 1]), teacher_logits=teacher)
+    # labelled rows: predictions 0, 0, 1 for labels 0, 1, 1 → accuracy 2/3, F1 (class 0: 2/3, class 1: 2/3)
+    assert metrics == pytest.approx({"examples": 4.0, "accuracy": 2 / 3, "macro_f1": 2 / 3, "agreement": 3 / 4})
+    assert set(prediction_metrics(logits, np.full(4, -1))) == {"examples"}
 
 
 def test_distill_data_validates_alignment():

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from textdistill.config import DistillConfig
 from textdistill.losses import hard_loss, hybrid_loss
+from textdistill.metrics import agreement, classification_metrics
 from textdistill.students import count_parameters
 from textdistill.students.hub import load_weights, predict_logits, save_weights
 from textdistill.tokens import iterate_batches, length_bucketed_batches
@@ -47,10 +48,9 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DistillData",
     "TrainResult",
-    "classification_metrics",
     "evaluate",
-    "macro_f1",
     "predict_logits",
+    "prediction_metrics",
     "train_student",
 ]
 
@@ -147,39 +147,32 @@ class _LoopState:
 # Metrics
 
 
-def macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
-    """Unweighted mean F1 over the classes present in ``labels`` or ``predictions`` (as scikit-learn)."""
-    scores = []
-    for label in np.union1d(labels, predictions):
-        true_positive = np.sum((predictions == label) & (labels == label))
-        wrong = np.sum((predictions == label) != (labels == label))  # false positives + false negatives
-        scores.append(2 * true_positive / (2 * true_positive + wrong))
-    return float(np.mean(scores)) if scores else 0.0
-
-
-def classification_metrics(
+def prediction_metrics(
     logits: np.ndarray, labels: np.ndarray, teacher_logits: np.ndarray | None = None
 ) -> dict[str, float]:
     """Accuracy and macro F1 on the labelled rows (label != -1), and agreement with the teacher's argmax.
 
     Args:
         logits: (n, C) student logits; labels: (n,) int64; teacher_logits: (n, C) or None.
+
+    Returns:
+        ``examples`` always; ``accuracy`` and ``macro_f1`` when a row is labelled; ``agreement`` with a teacher.
     """
     predictions = logits.argmax(axis=1)
     labelled = labels >= 0
-    metrics: dict[str, float] = {"examples": float(len(labels))}
+    result: dict[str, float] = {"examples": float(len(labels))}
     if labelled.any():
-        metrics["accuracy"] = float(np.mean(predictions[labelled] == labels[labelled]))
-        metrics["macro_f1"] = macro_f1(labels[labelled], predictions[labelled])
+        quality = classification_metrics(labels[labelled], predictions[labelled], num_labels=logits.shape[1])
+        result["accuracy"], result["macro_f1"] = quality["accuracy"], quality["f1_macro"]
     if teacher_logits is not None and len(labels):
-        metrics["agreement"] = float(np.mean(predictions == teacher_logits.argmax(axis=1)))
-    return metrics
+        result["agreement"] = agreement(logits, teacher_logits)
+    return result
 
 
 def evaluate(model: nn.Module, data: DistillData, pad_id: int, batch_size: int = 256) -> dict[str, float]:
     """Loss-free metrics of ``model`` on ``data`` (see ``classification_metrics``)."""
     logits = predict_logits(model, data.sequences, pad_id, batch_size)
-    return classification_metrics(logits, data.labels, data.teacher_logits)
+    return prediction_metrics(logits, data.labels, data.teacher_logits)
 
 
 def validation_metrics(model: nn.Module, data: DistillData, config: DistillConfig, pad_id: int) -> dict[str, float]:
@@ -190,7 +183,7 @@ def validation_metrics(model: nn.Module, data: DistillData, config: DistillConfi
         loss, _ = hybrid_loss(student, torch.from_numpy(data.teacher_logits), labels, config)
     else:
         loss = hard_loss(student, labels)
-    metrics = classification_metrics(logits, data.labels, data.teacher_logits)
+    metrics = prediction_metrics(logits, data.labels, data.teacher_logits)
     return {"val_loss": float(loss)} | {f"val_{name}": value for name, value in metrics.items()}
 
 

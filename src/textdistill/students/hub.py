@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from textdistill import __version__
 from textdistill.students import build_student, count_parameters
 from textdistill.tokens import (
     EncodedTexts,
@@ -37,14 +37,6 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 _ALIASES_KEY = "textdistill_aliases"
-
-
-def textdistill_version() -> str:
-    """The installed package version, or ``"unknown"`` when running from a source tree."""
-    try:
-        return metadata.version("textdistill")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -231,7 +223,7 @@ def save_student(
     directory.mkdir(parents=True, exist_ok=True)
     config = {
         "textdistill_student": True,
-        "textdistill_version": textdistill_version(),
+        "textdistill_version": __version__,
         "student": name,
         "arch": _resolved_arch(model, arch),
         "vocab_size": vocab_size,

@@ -1,0 +1,425 @@
+"""Data loading, validation, stratified splitting and fingerprints, on toy files and (when present) real IMDB."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from textdistill.config import DataConfig
+from textdistill.data import (
+    DataError,
+    encode_labels,
+    fingerprint,
+    label_balance,
+    load_dataset,
+    save_label_mapping,
+    stratified_sample,
+    stratified_split,
+)
+
+IMDB = Path(__file__).resolve().parents[2] / "shared/data/imdb"
+FORMATS = ("parquet", "csv", "jsonl")
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> Path:
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+    return path
+
+
+def toy_frame(n_per_label: int, labels=(0, 1), prefix: str = "r") -> pd.DataFrame:
+    rows = [
+        {"text": f"{prefix} review {i} about label {label}", "label": label, "id": f"{prefix}{label}-{i}"}
+        for label in labels
+        for i in range(n_per_label)
+    ]
+    return pd.DataFrame(rows)
+
+
+def write_toy(directory: Path, fmt: str = "parquet", train=None, test=None, unsup=None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    write_table(toy_frame(10) if train is None else train, directory / f"train.{fmt}")
+    write_table(toy_frame(3, prefix="t") if test is None else test, directory / f"test.{fmt}")
+    if unsup is not None:
+        write_table(unsup, directory / f"unsup.{fmt}")
+    return directory
+
+
+def config_for(directory: Path, **overrides) -> DataConfig:
+    return DataConfig(path=str(directory), **overrides)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading and labels
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_int_labels_in_every_format(tmp_path, fmt):
+    dataset = load_dataset(config_for(write_toy(tmp_path, fmt)))
+    assert dataset.label_names == ["0", "1"]
+    assert (len(dataset.train), len(dataset.validation), len(dataset.test)) == (16, 4, 6)
+    assert dataset.unlabelled is None
+    for split in (dataset.train, dataset.validation, dataset.test):  # the toy text says its own label
+        assert all(f"label {label}" in text for text, label in zip(split.texts, split.labels, strict=True))
+        assert split.labels.dtype == np.int64
+    assert sorted(dataset.test.ids) == sorted(f"t{label}-{i}" for label in (0, 1) for i in range(3))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_string_labels_mapped_to_ids(tmp_path, fmt):
+    train = toy_frame(10, labels=("pos", "neg"))
+    test = toy_frame(2, labels=("neg", "pos"), prefix="t")
+    dataset = load_dataset(config_for(write_toy(tmp_path, fmt, train, test)))
+    assert dataset.label_names == ["neg", "pos"]
+    assert dataset.label2id == {"neg": 0, "pos": 1}
+    for split in (dataset.train, dataset.validation, dataset.test):
+        assert all(f"label {dataset.label_names[y]}" in t for t, y in zip(split.texts, split.labels, strict=True))
+    path = tmp_path / "label_mapping.json"
+    save_label_mapping(dataset, path)
+    assert json.loads(path.read_text()) == {"id2label": {"0": "neg", "1": "pos"}, "label2id": {"neg": 0, "pos": 1}}
+
+
+def test_numeric_labels_sort_as_numbers_and_match_test(tmp_path):
+    train = toy_frame(5, labels=(2, 10, 1))
+    test = toy_frame(1, labels=(10, 1, 2), prefix="t")
+    dataset = load_dataset(config_for(write_toy(tmp_path, "csv", train, test)))
+    assert dataset.label_names == ["1", "2", "10"]
+    assert dict(zip(dataset.test.ids, dataset.test.labels.tolist(), strict=True)) == {"t10-0": 2, "t1-0": 0, "t2-0": 1}
+
+
+def test_jsonl_keeps_string_ids_and_numeric_looking_texts(tmp_path):
+    train = pd.DataFrame(
+        {"text": [str(i) for i in range(10)], "label": [0, 1] * 5, "id": [f"{i:03d}" for i in range(10)]}
+    )
+    dataset = load_dataset(config_for(write_toy(tmp_path, "jsonl", train=train)))
+    assert sorted(dataset.train.ids + dataset.validation.ids) == [f"{i:03d}" for i in range(10)]
+    assert sorted(dataset.train.texts + dataset.validation.texts) == [str(i) for i in range(10)]
+
+
+def test_row_numbers_when_ids_are_absent_or_repeat(tmp_path):
+    train = toy_frame(10).drop(columns="id")
+    test = toy_frame(3, prefix="t").assign(id=1)  # repeated ids (as IMDB's per-class ids) are not usable
+    dataset = load_dataset(config_for(write_toy(tmp_path, "parquet", train, test)))
+    assert sorted(dataset.train.ids + dataset.validation.ids) == sorted(f"train:{i}" for i in range(20))
+    assert dataset.test.ids == [f"test:{i}" for i in range(6)]
+
+
+def test_unlabelled_split(tmp_path):
+    unsup = pd.DataFrame({"text": [f"unlabelled {i}" for i in range(8)], "id": range(8)})
+    directory = write_toy(tmp_path, "parquet", unsup=unsup)
+    dataset = load_dataset(config_for(directory, max_unlabelled=5))
+    assert len(dataset.unlabelled) == 5 and (dataset.unlabelled.labels == -1).all()
+    assert set(dataset.unlabelled.texts) <= set(unsup.text)
+    assert label_balance(dataset.unlabelled, dataset.label_names) == {"0": 0, "1": 0}
+    assert load_dataset(config_for(directory, use_unlabelled=False)).unlabelled is None
+    assert len(load_dataset(config_for(directory)).unlabelled) == 8
+
+
+def test_missing_column_names_existing_columns(tmp_path):
+    directory = write_toy(tmp_path)
+    with pytest.raises(DataError) as info:
+        load_dataset(config_for(directory, text_column="review"))
+    message = str(info.value)
+    assert "review" in message and "['text', 'label', 'id']" in message
+    with pytest.raises(DataError, match=r"missing column\(s\) \['sentiment'\]"):
+        load_dataset(config_for(directory, label_column="sentiment"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad rows
+
+
+BAD_TEXTS = {"empty": "", "blank": "  \n ", "null": None}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("kind", sorted(BAD_TEXTS))
+def test_bad_texts_rejected_by_default_and_dropped_on_request(tmp_path, fmt, kind):
+    train = toy_frame(10)
+    train.loc[[3, 12], "text"] = BAD_TEXTS[kind]
+    directory = write_toy(tmp_path, fmt, train=train)
+    with pytest.raises(DataError, match=r"train: 2 row\(s\).*\[3, 12\].*bad_rows=drop"):
+        load_dataset(config_for(directory))
+    dataset = load_dataset(config_for(directory, bad_rows="drop"))
+    assert dataset.dropped_rows == {"train": 2, "test": 0}
+    assert len(dataset.train) + len(dataset.validation) == 18
+    assert all(text.strip() for text in dataset.train.texts + dataset.validation.texts)
+
+
+def test_non_string_texts_rejected(tmp_path):
+    directory = tmp_path / "data"
+    directory.mkdir()
+    rows = [{"text": f"review {i}", "label": i % 2} for i in range(10)] + [{"text": 42, "label": 0}]
+    (directory / "train.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    write_table(toy_frame(2), directory / "test.jsonl")
+    with pytest.raises(DataError, match=r"train: 1 row\(s\).*non-text.*\[10\]"):
+        load_dataset(config_for(directory))
+    assert load_dataset(config_for(directory, bad_rows="drop")).dropped_rows["train"] == 1
+
+
+def test_null_label_rejected_or_dropped(tmp_path):
+    train = toy_frame(10).astype({"label": "float64"})
+    train.loc[5, "label"] = np.nan
+    directory = write_toy(tmp_path, "csv", train=train)
+    with pytest.raises(DataError, match="null label"):
+        load_dataset(config_for(directory))
+    dataset = load_dataset(config_for(directory, bad_rows="drop"))
+    assert dataset.label_names == ["0", "1"]  # 0.0/1.0 read back from CSV still match the int test labels
+    assert len(dataset.test) == 6
+
+
+def test_all_rows_bad_is_an_error(tmp_path):
+    test = toy_frame(2, prefix="t").assign(text="")
+    with pytest.raises(DataError, match="test: no rows left"):
+        load_dataset(config_for(write_toy(tmp_path, test=test), bad_rows="drop"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Labels outside the mapping
+
+
+def test_test_label_never_seen_in_training(tmp_path):
+    test = toy_frame(2, labels=(0, 1, 2), prefix="t")
+    with pytest.raises(DataError, match=r"test: label\(s\) \['2'\] never seen.*\['0', '1'\]"):
+        load_dataset(config_for(write_toy(tmp_path, test=test)))
+
+
+def test_string_label_never_seen_in_training(tmp_path):
+    train = toy_frame(5, labels=("neg", "pos"))
+    test = toy_frame(1, labels=("neg", "neutral", "pos"), prefix="t")
+    with pytest.raises(DataError, match="neutral"):
+        load_dataset(config_for(write_toy(tmp_path, "csv", train, test)))
+
+
+def test_labels_outside_class_names():
+    names = ["neg", "pos"]
+    assert encode_labels(pd.Series([1, 0, 1]), names, "test", names).tolist() == [1, 0, 1]
+    with pytest.raises(DataError, match=r"test: label\(s\) \['5'\]"):
+        encode_labels(pd.Series([0, 5]), names, "test", names)
+
+
+def test_one_label_only_is_an_error(tmp_path):
+    with pytest.raises(DataError, match="only one label"):
+        load_dataset(config_for(write_toy(tmp_path, train=toy_frame(10, labels=(1,)))))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Files
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("train.parquet", np.random.default_rng(0).bytes(256)),
+        ("train.parquet", b"text,label\nhello,0\nworld,1\n"),
+        ("train.jsonl", b"not json at all\n"),
+    ],
+)
+def test_file_that_is_not_what_its_extension_says(tmp_path, name, content):
+    directory = tmp_path / "data"
+    directory.mkdir()
+    (directory / name).write_bytes(content)
+    write_table(toy_frame(2), directory / "test.parquet")
+    kind = "parquet" if name.endswith("parquet") else "json"
+    with pytest.raises(DataError, match=rf"{name}: could not be read as {kind}"):
+        load_dataset(config_for(directory))
+
+
+def test_empty_split(tmp_path):
+    test = toy_frame(1).iloc[:0]
+    with pytest.raises(DataError, match="test: the split is empty"):
+        load_dataset(config_for(write_toy(tmp_path, test=test)))
+
+
+def test_empty_csv_file(tmp_path):
+    directory = write_toy(tmp_path, "csv")
+    (directory / "test.csv").write_text("")
+    with pytest.raises(DataError, match="test.csv: could not be read as csv"):
+        load_dataset(config_for(directory))
+
+
+def test_missing_test_file(tmp_path):
+    directory = write_toy(tmp_path)
+    (directory / "test.parquet").unlink()
+    with pytest.raises(DataError, match=r"no test file.*test\.parquet.*test\.csv.*test\.jsonl"):
+        load_dataset(config_for(directory))
+
+
+def test_two_files_for_one_split(tmp_path):
+    directory = write_toy(tmp_path)
+    write_table(toy_frame(3), directory / "test.csv")
+    with pytest.raises(DataError, match="several files for split 'test'"):
+        load_dataset(config_for(directory))
+
+
+def test_path_that_is_a_file(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("text,label\nhi,0\n")
+    with pytest.raises(DataError, match="is not a directory"):
+        load_dataset(config_for(path))
+
+
+def test_local_path_that_does_not_exist(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset(config_for(tmp_path / "absent"))
+
+
+def fake_datasets(monkeypatch, load):
+    """Stand in for the ``datasets`` package (slow to import, and the hub is unreachable here)."""
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load))
+
+
+def test_unreachable_hub_suggests_a_local_directory(monkeypatch):
+    def unreachable(name):
+        raise ConnectionError(f"cannot reach the hub for {name}")
+
+    fake_datasets(monkeypatch, unreachable)
+    with pytest.raises(DataError) as info:
+        load_dataset(DataConfig(path="someone/some-dataset"))
+    message = str(info.value)
+    assert "someone/some-dataset" in message and "ConnectionError" in message
+    assert "local directory" in message and "data.path" in message
+
+
+class FakeHubSplit:
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.features = {"label": types.SimpleNamespace(names=["neg", "pos"])}
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.frame
+
+
+def test_hub_dataset_uses_class_label_names(monkeypatch):
+    unsup = pd.DataFrame({"text": ["u1", "u2"], "label": [-1, -1]})
+    splits = {"train": toy_frame(5), "test": toy_frame(2, prefix="t"), "unsupervised": unsup}
+    fake_datasets(monkeypatch, lambda name: {key: FakeHubSplit(frame) for key, frame in splits.items()})
+    dataset = load_dataset(DataConfig(path="stanfordnlp/imdb"))
+    assert dataset.label_names == ["neg", "pos"]
+    assert (len(dataset.train), len(dataset.validation), len(dataset.test), len(dataset.unlabelled)) == (8, 2, 4, 2)
+
+
+def test_hub_dataset_without_a_test_split(monkeypatch):
+    fake_datasets(monkeypatch, lambda name: {"train": FakeHubSplit(toy_frame(5))})
+    with pytest.raises(DataError, match=r"no \['test'\] split"):
+        load_dataset(DataConfig(path="someone/train-only"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Splitting and fingerprints
+
+
+def test_stratified_split_sizes_and_balance():
+    labels = np.array([0] * 30 + [1] * 10 + [2] * 5)
+    kept, held = stratified_split(labels, 0.2, seed=3)
+    assert np.bincount(labels[held]).tolist() == [6, 2, 1]
+    assert np.bincount(labels[kept]).tolist() == [24, 8, 4]
+    assert np.array_equal(np.sort(np.concatenate([kept, held])), np.arange(len(labels)))
+    assert np.all(np.diff(kept) > 0) and np.all(np.diff(held) > 0)  # sorted, so row order is stable
+
+
+def test_stratified_split_is_seeded():
+    labels = np.repeat([0, 1], 50)
+    first = stratified_split(labels, 0.2, seed=7)
+    again = stratified_split(labels, 0.2, seed=7)
+    other = stratified_split(labels, 0.2, seed=8)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[1], other[1])
+
+
+def test_stratified_sample():
+    labels = np.array([0] * 30 + [1] * 10)
+    rows = stratified_sample(labels, 20, seed=0)
+    assert np.bincount(labels[rows]).tolist() == [15, 5]
+    assert np.array_equal(stratified_sample(labels, 100, seed=0), np.arange(40))
+
+
+def test_load_dataset_split_is_seeded_and_balanced(tmp_path):
+    directory = write_toy(tmp_path, train=toy_frame(25))
+    first = load_dataset(config_for(directory, seed=1))
+    assert label_balance(first.validation, first.label_names) == {"0": 5, "1": 5}
+    assert label_balance(first.train, first.label_names) == {"0": 20, "1": 20}
+    assert not set(first.train.ids) & set(first.validation.ids)
+    again = load_dataset(config_for(directory, seed=1))
+    assert again.validation.ids == first.validation.ids and again.fingerprints() == first.fingerprints()
+    other = load_dataset(config_for(directory, seed=2))
+    assert other.validation.ids != first.validation.ids
+    assert other.fingerprints()["validation"] != first.fingerprints()["validation"]
+    assert other.fingerprints()["test"] == first.fingerprints()["test"]
+
+
+def test_max_train_and_max_test_subsample(tmp_path):
+    directory = write_toy(tmp_path, train=toy_frame(25), test=toy_frame(10, prefix="t"))
+    dataset = load_dataset(config_for(directory, max_train=20, max_test=8))
+    assert label_balance(dataset.train, dataset.label_names) == {"0": 8, "1": 8}
+    assert label_balance(dataset.validation, dataset.label_names) == {"0": 2, "1": 2}
+    assert label_balance(dataset.test, dataset.label_names) == {"0": 4, "1": 4}
+
+
+def test_split_too_small_for_a_validation_set(tmp_path):
+    directory = write_toy(tmp_path, train=toy_frame(2))
+    with pytest.raises(DataError, match="0 validation rows"):
+        load_dataset(config_for(directory))
+
+
+def test_fingerprint_changes_with_one_text(tmp_path):
+    texts, labels, ids = ["a good film", "a bad film"], np.array([1, 0]), ["x", "y"]
+    base = fingerprint(texts, labels, ids)
+    assert fingerprint(list(texts), labels.copy(), list(ids)) == base
+    assert fingerprint(["a good film", "a bad film."], labels, ids) != base
+    assert fingerprint(texts, np.array([0, 0]), ids) != base
+    assert fingerprint(texts, labels, ["x", "z"]) != base
+    assert fingerprint(texts[::-1], labels[::-1], ids[::-1]) != base
+
+    train = toy_frame(10)
+    directory = write_toy(tmp_path / "a", train=train)
+    before = load_dataset(config_for(directory)).fingerprints()
+    train.loc[train.id == "r1-9", "text"] += "!"
+    write_table(train, directory / "train.parquet")
+    after = load_dataset(config_for(directory)).fingerprints()
+    assert after["test"] == before["test"]
+    assert (after["train"] != before["train"]) or (after["validation"] != before["validation"])
+    assert len(set(after.values())) == 3
+
+
+# ---------------------------------------------------------------------------------------------------
+# Real IMDB (../shared/data/imdb)
+
+
+@pytest.fixture(scope="module")
+def imdb():
+    if not (IMDB / "train.parquet").is_file():
+        pytest.skip(f"IMDB parquet files not found at {IMDB}")
+    return load_dataset(DataConfig(path=str(IMDB)))
+
+
+@pytest.mark.slow
+def test_imdb_sizes_balance_and_fingerprints(imdb):
+    sizes = {name: len(split) for name, split in imdb.splits().items()}
+    assert sizes == {"train": 20_000, "validation": 5_000, "test": 25_000, "unlabelled": 50_000}
+    assert imdb.label_names == ["0", "1"]
+    assert label_balance(imdb.train, imdb.label_names) == {"0": 10_000, "1": 10_000}
+    assert label_balance(imdb.validation, imdb.label_names) == {"0": 2_500, "1": 2_500}
+    assert label_balance(imdb.test, imdb.label_names) == {"0": 12_500, "1": 12_500}
+    assert imdb.dropped_rows == {"train": 0, "test": 0, "unlabelled": 0}
+    # The split must be identical on every machine for the default seed: these were recorded once.
+    assert imdb.fingerprints() == {
+        "train": "aa541de3fc33706a",
+        "validation": "de30728d2f2d9454",
+        "test": "4a8ed8f29aff678a",
+        "unlabelled": "afc3426ceccd6cf3",
+    }
+    assert sorted(imdb.validation.ids)[:5] == [f"train:{i}" for i in (10000, 10010, 10013, 10020, 10035)]
+    assert imdb.validation.ids[:5] == ["train:4", "train:11", "train:16", "train:28", "train:30"]
+    assert not set(imdb.train.ids) & set(imdb.validation.ids)
+    assert imdb.train.texts[0].startswith("Story of a man who has unnatural feelings for a pig.")
