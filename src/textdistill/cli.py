@@ -32,6 +32,12 @@ def cmd_config_show(args: argparse.Namespace) -> None:
     sys.stdout.write(dump_config(_config(args)))
 
 
+def cmd_config_reference(args: argparse.Namespace) -> None:
+    from textdistill.config import reference_markdown
+
+    sys.stdout.write(reference_markdown() + "\n")
+
+
 def cmd_data(args: argparse.Namespace) -> None:
     from textdistill.pipeline import data_report, prepare_data
 
@@ -100,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = config_commands.add_parser("show", help="print the resolved config")
     _add_config_arguments(show)
     show.set_defaults(func=cmd_config_show)
+    reference = config_commands.add_parser("reference", help="every config key, its default and meaning (markdown)")
+    reference.set_defaults(func=cmd_config_reference)
 
     for name, func, help_text in [
         ("data", cmd_data, "load, split, tokenise and embed; print data statistics"),

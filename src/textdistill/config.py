@@ -32,16 +32,16 @@ class DataConfig:
     """Where the labelled data lives and how it is split."""
 
     path: str = "stanfordnlp/imdb"  # a Hugging Face hub dataset name, or a local dir with train/test files
-    text_column: str = "text"
-    label_column: str = "label"
+    text_column: str = "text"  # column holding the text
+    label_column: str = "label"  # column holding the label (ints or strings)
     id_column: str = "id"  # optional: the row number is used when the column is absent
-    validation_fraction: float = 0.2
-    seed: int = 42
+    validation_fraction: float = 0.2  # share of the original training set held out for validation (stratified)
+    seed: int = 42  # seed of the train/validation split and subsamples
     bad_rows: str = "error"  # "error": reject empty/null/non-text rows; "drop": drop them and report the count
     use_unlabelled: bool = True  # load the optional `unsup` split as a transfer set
     max_train: int | None = None  # stratified subsample of the original training set (smoke runs)
-    max_test: int | None = None
-    max_unlabelled: int | None = None
+    max_test: int | None = None  # stratified subsample of the test set (smoke runs)
+    max_unlabelled: int | None = None  # random subsample of the unlabelled split
 
     def __post_init__(self) -> None:
         _check(0.0 < self.validation_fraction < 1.0, "data.validation_fraction must be in (0, 1)")
@@ -59,9 +59,9 @@ class TokensConfig:
     """Tokenisation shared by teacher and students (same WordPiece ids, separate lengths)."""
 
     tokenizer: str | None = None  # null: the teacher's tokenizer (teacher.model)
-    teacher_max_length: int = 128
-    student_max_length: int = 400
-    truncation: str = "head+tail"
+    teacher_max_length: int = 128  # teacher input length in tokens, [CLS] and [SEP] included
+    student_max_length: int = 400  # student input length (the student is cheap per token, so it may read more)
+    truncation: str = "head+tail"  # head, tail or head+tail (keep the start and the end of long texts)
     head_fraction: float = 0.25  # share of the budget kept from the start with head+tail (Sun et al. 2019)
 
     def __post_init__(self) -> None:
@@ -75,15 +75,15 @@ class TokensConfig:
 class EmbeddingsConfig:
     """gensim Word2Vec trained on the tokenised training texts."""
 
-    enabled: bool = True
-    vector_size: int = 300
-    window: int = 5
-    min_count: int = 2
-    epochs: int = 5
-    skip_gram: bool = False
-    include_unlabelled: bool = True
+    enabled: bool = True  # train Word2Vec and initialise student embeddings from it
+    vector_size: int = 300  # Word2Vec dimension (= the student's embedding_dim when used)
+    window: int = 5  # Word2Vec context window
+    min_count: int = 2  # tokens seen fewer times get a random vector instead
+    epochs: int = 5  # Word2Vec epochs
+    skip_gram: bool = False  # skip-gram instead of CBOW
+    include_unlabelled: bool = True  # also train Word2Vec on the unlabelled texts
     seed: int = 42
-    workers: int = 2
+    workers: int = 2  # Word2Vec worker threads (1 for bit-exact reproducibility)
 
     def __post_init__(self) -> None:
         for name in ("vector_size", "window", "min_count", "epochs", "workers"):
@@ -95,21 +95,21 @@ class TeacherConfig:
     """Fine-tuning of the BERT-family teacher with the Hugging Face Trainer."""
 
     model: str = "bert-base-uncased"  # hub name or local save_pretrained dir
-    epochs: float = 2.0
-    batch_size: int = 32
-    gradient_accumulation: int = 1
-    body_lr: float = 3e-5
-    head_lr: float = 1e-3
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    classifier_dropout: float = 0.1
+    epochs: float = 2.0  # fine-tuning epochs (fractions allowed)
+    batch_size: int = 32  # per-device training batch size
+    gradient_accumulation: int = 1  # steps accumulated per optimizer step
+    body_lr: float = 3e-5  # learning rate of the pretrained body
+    head_lr: float = 1e-3  # learning rate of the new classifier head
+    warmup_ratio: float = 0.1  # share of steps with linear warmup
+    weight_decay: float = 0.01  # AdamW weight decay (not on biases and norms)
+    classifier_dropout: float = 0.1  # dropout on the classifier head
     eval_steps: int | None = None  # null: evaluate once per epoch
     mixed_precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU), no, fp16, bf16
     max_train: int | None = None  # fine-tune on a subset (pilots)
-    logit_batch_size: int = 64
+    logit_batch_size: int = 64  # batch size of the logit pass and evaluation
     logits_dir: str | None = None  # shipped logits with a manifest: skips fine-tuning (checked against the data)
     int8_logit_pass: bool = False  # CPU only: int8 dynamic quantization if it agrees >= 99.5% on validation
-    seed: int = 42
+    seed: int = 42  # training seed
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0, "teacher.epochs must be positive")
@@ -126,31 +126,31 @@ class TeacherConfig:
 class StudentConfig:
     """Which student to train; ``arch`` is validated by that student's own config dataclass."""
 
-    name: str = "rnn-attention"
-    arch: dict[str, Any] = field(default_factory=dict)
-    use_word2vec: bool = True
-    freeze_embeddings: bool = False
+    name: str = "rnn-attention"  # registered student: rnn-attention, cnn or transformer
+    arch: dict[str, Any] = field(default_factory=dict)  # keys of that student's own config (see the student reference)
+    use_word2vec: bool = True  # initialise the embedding table from Word2Vec
+    freeze_embeddings: bool = False  # keep the embedding table fixed
 
 
 @dataclass
 class DistillConfig:
     """The hybrid loss and the one student training loop."""
 
-    temperature: float = 2.0
+    temperature: float = 2.0  # softmax temperature of the soft term
     soft_weight: float = 1.0  # KL(teacher_T || student_T) * T^2
     hard_weight: float = 0.5  # cross-entropy with the true labels
     sequence_weight: float = 0.0  # cross-entropy toward the teacher's argmax
     mse_weight: float = 0.0  # MSE between logits (Tang et al. 2019)
     confidence_threshold: float = 0.0  # sequence term only where teacher confidence >= this
     use_unlabelled: bool = True  # train on the teacher-labelled transfer set too
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    warmup_ratio: float = 0.05
-    patience: int = 5
-    seed: int = 42
+    epochs: int = 10  # maximum epochs (early stopping may end sooner)
+    batch_size: int = 64  # student batch size
+    lr: float = 2e-3  # peak AdamW learning rate
+    weight_decay: float = 0.01  # AdamW weight decay
+    grad_clip: float = 1.0  # gradient-norm clipping
+    warmup_ratio: float = 0.05  # share of steps with linear warmup, then linear decay
+    patience: int = 5  # epochs without validation-loss improvement before stopping
+    seed: int = 42  # student training seed
     num_threads: int | None = None  # null: torch's default
 
     def __post_init__(self) -> None:
@@ -168,12 +168,12 @@ class DistillConfig:
 class CompressConfig:
     """Pruning, quantization and export of the trained student."""
 
-    sparsities: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.5, 0.7, 0.9])
-    finetune_epochs: int = 1
-    quantize: bool = True
+    sparsities: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.5, 0.7, 0.9])  # pruning amounts swept
+    finetune_epochs: int = 1  # distillation fine-tuning epochs after pruning (0: none)
+    quantize: bool = True  # int8 dynamic quantization of LSTM/Linear layers
     embedding_dtype: str = "int8"  # int8 or float16 weights for the embedding table
-    export_onnx: bool = True
-    onnx_opset: int = 17
+    export_onnx: bool = True  # export to ONNX and check parity with ONNX Runtime
+    onnx_opset: int = 17  # ONNX opset (17 or newer)
 
     def __post_init__(self) -> None:
         _check(all(0.0 <= s < 1.0 for s in self.sparsities), "compress.sparsities must be in [0, 1)")
@@ -185,9 +185,9 @@ class CompressConfig:
 class BenchConfig:
     """Efficiency measurement settings."""
 
-    runs: int = 100
-    warmup: int = 10
-    batch_size: int = 32
+    runs: int = 100  # timed runs per latency measurement
+    warmup: int = 10  # untimed runs before timing
+    batch_size: int = 32  # batch size of the throughput measurement
     threads: list[int] = field(default_factory=lambda: [1, 0])  # 0: all cores
 
     def __post_init__(self) -> None:
@@ -199,14 +199,14 @@ class BenchConfig:
 class Config:
     """The whole run: one section per concern."""
 
-    out_dir: str = "runs/default"
-    cache_dir: str = ".cache/textdistill"
+    out_dir: str = "runs/default"  # run directory: resolved config, metrics, report, models
+    cache_dir: str = ".cache/textdistill"  # content-addressed cache of tokens, embeddings, teachers, logits
     data: DataConfig = field(default_factory=DataConfig)
     tokens: TokensConfig = field(default_factory=TokensConfig)
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
-    students: list[dict[str, Any]] = field(default_factory=list)  # extra students trained in the same run
+    students: list[dict[str, Any]] = field(default_factory=list)  # more students: [{tag, student, distill}]
     distill: DistillConfig = field(default_factory=DistillConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
@@ -334,3 +334,46 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def dump_config(config: Config) -> str:
     """The resolved config as YAML."""
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """The trailing ``# comment`` of each field in the dataclass source: the meaning shown in the reference."""
+    import inspect
+
+    comments = {}
+    for line in inspect.getsource(cls).splitlines():
+        match = re.match(r"\s+(\w+): [^=]+=.*?  # (.*)$", line)
+        if match:
+            comments[match.group(1)] = match.group(2)
+    return comments
+
+
+def reference_markdown() -> str:
+    """Every config key with its type, default and meaning, generated from the dataclasses (cannot drift)."""
+    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    defaults = Config()
+    for section in dataclasses.fields(Config):
+        value = getattr(defaults, section.name)
+        if dataclasses.is_dataclass(value):
+            cls = type(value)
+            comments = _field_comments(cls)
+            hints = typing.get_type_hints(cls)
+            for f in dataclasses.fields(cls):
+                default = json_default(getattr(value, f.name))
+                row = (f"{section.name}.{f.name}", _cell_type(hints[f.name]), default, comments.get(f.name, ""))
+                lines.append("| " + " | ".join(row) + " |")
+        else:
+            comment = _field_comments(Config).get(section.name, "")
+            row = (section.name, _cell_type(typing.get_type_hints(Config)[section.name]), json_default(value), comment)
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _cell_type(annotation: Any) -> str:
+    return _type_name(annotation).replace(" | ", " or ")
+
+
+def json_default(value: Any) -> str:
+    import json
+
+    return f"`{json.dumps(value)}`"

@@ -7,7 +7,8 @@ Everything it writes lives in ``run_dir``:
   epoch and every ``checkpoint_every_steps`` optimizer steps; plain tensors and dicts, so it loads with
   ``torch.load(..., weights_only=True)``. A new call resumes from it, skipping the batches already done in
   the current epoch (the batch order is a pure function of ``(seed, epoch)``), and reproduces an
-  uninterrupted run exactly on CPU.
+  uninterrupted run bit for bit on CPU when both use the same number of torch threads (float reductions
+  depend on it; ``num_threads`` is therefore not part of the run's identity but does affect the last bits).
 - ``best.safetensors``: the weights with the lowest validation loss so far.
 - ``metrics.jsonl``: one JSON line per finished epoch.
 - ``done.json``: the result of a finished run; calling again returns it (and loads the best weights) without
@@ -15,6 +16,9 @@ Everything it writes lives in ``run_dir``:
 
 The learning rate warms up linearly over ``warmup_ratio`` of all steps, then decays linearly to 0 at the end
 of ``epochs`` (early stopping may end the run before the decay does).
+AdamW applies ``weight_decay`` to weight matrices only (not biases, norms or embeddings); gradients are
+clipped to ``grad_clip`` (global L2 norm; ``grad_clip <= 0`` disables clipping). A checkpoint or done.json
+written for another config, model or data is an error rather than silently reused.
 """
 
 from __future__ import annotations
