@@ -20,6 +20,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 LABELS = ["negative", "neutral", "positive"]
 TINY_ARCH = {
+    "ngram-bag": {"embedding_dim": 16, "bigram_buckets": 97},
     "rnn-attention": {"embedding_dim": 16, "hidden_size": 16, "attention_dim": 8, "dropout": 0.1},
     "cnn": {"embedding_dim": 16, "num_filters": 8, "kernel_sizes": [2, 3, 5], "dropout": 0.1},
     "transformer": {"embedding_dim": 12, "d_model": 16, "num_heads": 2, "ff_dim": 32, "max_positions": 64},
@@ -144,7 +145,7 @@ class TestStudentContract:
 
 
 def test_registry_errors_name_the_valid_choices():
-    with pytest.raises(ValueError, match=r"unknown student 'lstm'; valid students: \['cnn', 'rnn-attention'"):
+    with pytest.raises(ValueError, match=r"unknown student 'lstm'; valid students: \['cnn', 'ngram-bag', 'rnn-attention'"):
         build_student("lstm", {}, vocab_size=10, num_labels=2)
     with pytest.raises(ConfigError, match=r"student.arch.hiden_size.*valid keys here: \['embedding_dim'"):
         build_student("rnn-attention", {"hiden_size": 8}, vocab_size=10, num_labels=2)

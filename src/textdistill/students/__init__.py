@@ -118,4 +118,4 @@ def valid_positions(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.T
 
 
 # Import the students so they register themselves (after the registry above exists).
-from textdistill.students import cnn, rnn_attention, transformer  # noqa: E402, F401
+from textdistill.students import cnn, ngram_bag, rnn_attention, transformer  # noqa: E402, F401

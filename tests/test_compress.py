@@ -1,0 +1,349 @@
+"""Pruning, quantization and ONNX export on tiny students."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from textdistill import compress
+from textdistill.config import DistillConfig
+from textdistill.students import build_student, count_parameters
+from textdistill.students.hub import Student, predict_logits, read_weights, save_student
+from textdistill.tokens import pad_batch
+from textdistill.train import DistillData
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+LABELS = ["negative", "positive"]
+ARCHS = {
+    "lstm": ("rnn-attention", {"embedding_dim": 12, "hidden_size": 16, "attention_dim": 8, "num_layers": 2}),
+    "gru-uni": (
+        "rnn-attention",
+        {"embedding_dim": 12, "hidden_size": 16, "attention_dim": 8, "cell": "gru", "bidirectional": False},
+    ),
+    "cnn": ("cnn", {"embedding_dim": 12, "num_filters": 8, "kernel_sizes": [2, 3]}),
+    "transformer": (
+        "transformer",
+        {"embedding_dim": 12, "d_model": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 2, "max_positions": 64},
+    ),
+}
+LENGTHS = [5, 12, 3, 9, 1, 16, 7, 2, 11, 4]  # content lengths: mixed, one of a single token
+
+
+def make(kind: str, vocab_size: int = 60, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    name, arch = ARCHS[kind]
+    return build_student(name, arch, vocab_size=vocab_size, num_labels=len(LABELS), pad_id=0).eval()
+
+
+def sequences(vocab_size: int = 60, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([[2], rng.integers(5, vocab_size, n), [3]]).astype(np.int64) for n in LENGTHS]
+
+
+def logits(model: nn.Module, rows: list[np.ndarray] | None = None, batch_size: int = 4) -> np.ndarray:
+    return predict_logits(model, rows or sequences(), pad_id=0, batch_size=batch_size)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Unstructured pruning
+
+
+def test_prunable_weights_are_matrices_not_embeddings_or_biases():
+    names = [name for name, _, _ in compress.prunable_weights(make("lstm"))]
+    assert names == [
+        "rnn.weight_ih_l0",
+        "rnn.weight_hh_l0",
+        "rnn.weight_ih_l0_reverse",
+        "rnn.weight_hh_l0_reverse",
+        "rnn.weight_ih_l1",
+        "rnn.weight_hh_l1",
+        "rnn.weight_ih_l1_reverse",
+        "rnn.weight_hh_l1_reverse",
+        "attention.proj.weight",
+        "attention.score.weight",
+        "classifier.weight",
+    ]
+    assert [n for n, _, _ in compress.prunable_weights(make("cnn"))] == [
+        "convs.0.weight",
+        "convs.1.weight",
+        "classifier.weight",
+    ]
+    transformer = [n for n, _, _ in compress.prunable_weights(make("transformer"))]
+    assert (
+        "encoder.layers.0.self_attn.in_proj_weight" in transformer and "encoder.layers.1.linear2.weight" in transformer
+    )
+    assert not any("embedding" in n or "positions" in n or "norm" in n for n in transformer)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru-uni", "cnn", "transformer"])
+def test_layer_scope_reaches_the_sparsity_in_every_layer(kind):
+    model = make(kind)
+    biases = {n: p.detach().clone() for n, p in model.named_parameters() if n.endswith("bias")}
+    report = compress.l1_unstructured_prune(model, 0.6, scope="layer")
+    for name, entry in report.items():
+        assert entry["zeros"] == round(0.6 * entry["numel"]) or name == "total", (name, entry)
+    assert report["total"]["sparsity"] == pytest.approx(0.6, abs=0.02)
+    names = {name for name, _ in model.named_parameters()}
+    assert not any(name.endswith(("_orig", "_mask")) for name in names)  # made permanent
+    assert all(torch.equal(p, biases[n]) for n, p in model.named_parameters() if n in biases)  # biases untouched
+
+
+def test_global_scope_ranks_all_weights_together():
+    model = make("lstm")
+    with torch.no_grad():
+        weight = model.classifier.weight
+        weight.copy_(weight.sign() * (weight.abs() + 1.0))  # larger than any other weight: global ranking keeps them
+    report = compress.l1_unstructured_prune(model, 0.5, scope="global")
+    assert report["total"]["zeros"] == round(0.5 * report["total"]["numel"])
+    assert report["classifier.weight"]["sparsity"] == 0.0
+    assert report["rnn.weight_hh_l0"]["sparsity"] > 0.4
+
+
+def test_pruning_errors():
+    with pytest.raises(ValueError, match="sparsity"):
+        compress.l1_unstructured_prune(make("cnn"), 1.0)
+    with pytest.raises(ValueError, match="scope"):
+        compress.l1_unstructured_prune(make("cnn"), 0.5, scope="row")
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru-uni"])
+def test_pruned_rnn_really_runs_on_the_zeroed_weights(kind):
+    model = make(kind)
+    before = logits(model)
+    compress.l1_unstructured_prune(model, 0.8, scope="layer")
+    rnn = model.rnn
+    for name, weight in zip(rnn._flat_weights_names, rnn._flat_weights, strict=True):
+        assert weight is getattr(rnn, name) and isinstance(weight, nn.Parameter)
+    assert float((rnn.weight_hh_l0 == 0).float().mean()) == pytest.approx(0.8, abs=0.01)
+    after = logits(model)
+    assert not np.allclose(before, after, atol=1e-4)  # the zeros changed the outputs
+    fresh = make(kind, seed=1)  # a new module whose flat weights certainly come from the loaded tensors
+    fresh.load_state_dict(model.state_dict())
+    np.testing.assert_allclose(logits(fresh), after, atol=1e-6, rtol=0)
+    loss = model.train()(*pad_batch(sequences()[:3], 0)).sum()  # forward and backward still work
+    loss.backward()
+    assert rnn.weight_hh_l0.grad is not None
+
+
+def test_finetune_keeps_pruned_weights_at_zero(tmp_path):
+    model = make("lstm").train()
+    report = compress.l1_unstructured_prune(model, 0.7, scope="layer")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    rows = sequences()
+    rng = np.random.default_rng(0)
+    data = DistillData(rows, rng.integers(0, 2, len(rows)), rng.normal(size=(len(rows), 2)).astype(np.float32))
+    config = DistillConfig(epochs=3, batch_size=4, lr=1e-2, patience=5, warmup_ratio=0.0)
+    result = compress.finetune_after_pruning(model, data, data, config, tmp_path / "ft", pad_id=0, epochs=1)
+    assert result.completed and result.epochs_run == 1
+    after = compress.sparsity_report(model)
+    best = read_weights(tmp_path / "ft" / "best.safetensors")  # written during training, before the final re-masking
+    for name, entry in report.items():
+        assert after[name]["zeros"] == entry["zeros"], name
+        if name != "total":
+            assert int((best[name] == 0).sum()) == entry["zeros"], name
+    moved = [n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert "rnn.weight_hh_l0" in moved  # it did train the surviving weights
+
+
+# ---------------------------------------------------------------------------------------------------
+# Structured pruning
+
+
+@pytest.mark.parametrize("kind", list(ARCHS))
+def test_structured_prune_amount_zero_is_an_exact_copy(kind):
+    model = make(kind)
+    copy = compress.structured_prune(model, 0.0)
+    assert copy is not model and type(copy) is type(model)
+    assert count_parameters(copy) == count_parameters(model)
+    assert np.array_equal(logits(copy), logits(model))
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "kept"),
+    [
+        ("lstm", "hidden_size", 8),
+        ("gru-uni", "hidden_size", 8),
+        ("cnn", "num_filters", 4),
+        ("transformer", "ff_dim", 16),
+    ],
+)
+def test_structured_prune_shrinks_and_round_trips(kind, field, kept, tiny_tokenizer, tmp_path):
+    name, _ = ARCHS[kind]
+    model = make(kind, vocab_size=len(tiny_tokenizer))
+    original = {n: p.detach().clone() for n, p in model.state_dict().items()}
+    smaller = compress.structured_prune(model, 0.5)
+    assert getattr(smaller.config, field) == kept
+    assert count_parameters(smaller) < count_parameters(model)
+    rows = sequences(len(tiny_tokenizer))
+    assert logits(smaller, rows).shape == (len(rows), len(LABELS))
+    assert all(torch.equal(p, original[n]) for n, p in model.state_dict().items())  # input left alone
+    directory = save_student(
+        smaller,
+        tmp_path / kind,
+        name=name,
+        arch={},
+        vocab_size=len(tiny_tokenizer),
+        num_labels=2,
+        pad_id=0,
+        label_names=LABELS,
+        tokenizer=tiny_tokenizer,
+        max_length=32,
+        truncation="head",
+        head_fraction=0.25,
+    )
+    loaded = Student.from_pretrained(directory)
+    assert getattr(loaded.model.config, field) == kept
+    np.testing.assert_array_equal(logits(loaded.model, rows), logits(smaller, rows))
+
+
+def _silence_units(model: nn.Module, kind: str) -> None:
+    """Zero every incoming weight and bias of the odd-numbered units: they then output exactly 0.
+
+    LSTM: i = f = o = σ(0), g = tanh(0) = 0 so c = h = 0; GRU: n = 0, h = z·h_prev = 0; ReLU/GELU(0) = 0.
+    """
+    with torch.no_grad():
+        if kind in ("lstm", "gru-uni"):
+            hidden = model.config.hidden_size
+            for tensor in model.rnn.parameters():
+                gates = tensor.shape[0] // hidden
+                tensor.view(gates, hidden, -1)[:, 1::2] = 0
+        elif kind == "cnn":
+            for conv in model.convs:
+                conv.weight[1::2] = 0
+                conv.bias[1::2] = 0
+        else:
+            for layer in model.encoder.layers:
+                layer.linear1.weight[1::2] = 0
+                layer.linear1.bias[1::2] = 0
+                layer.linear2.weight[:, 1::2] = 0
+
+
+@pytest.mark.parametrize("kind", list(ARCHS))
+def test_structured_prune_removes_the_unimportant_units_consistently(kind):
+    """Units that contribute nothing are the ones removed, and the rest is sliced consistently: same logits."""
+    model = make(kind)
+    _silence_units(model, kind)
+    smaller = compress.structured_prune(model, 0.5)
+    assert count_parameters(smaller) < count_parameters(model)
+    np.testing.assert_allclose(logits(smaller), logits(model), atol=1e-6, rtol=0)
+
+
+def test_structured_prune_errors():
+    with pytest.raises(ValueError, match="amount"):
+        compress.structured_prune(make("cnn"), 1.0)
+    with pytest.raises(TypeError, match="supports"):
+        compress.structured_prune(nn.Linear(2, 2), 0.5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Quantization and embedding compression
+
+
+@pytest.mark.parametrize("kind", list(ARCHS))
+def test_dynamic_int8_runs_and_agrees_with_float(kind):
+    model = make(kind)
+    quantized = compress.quantize_dynamic_int8(model)
+    assert any("quantized" in type(m).__module__ for m in quantized.modules())
+    assert all("quantized" not in type(m).__module__ for m in model.modules())  # the original is untouched
+    comparison = compress.compare_logits(logits(model), logits(quantized))
+    assert comparison["max_abs_diff"] < 0.05, comparison
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float16"])
+def test_compressed_embedding(dtype):
+    model = make("lstm")
+    compressed = compress.compress_embedding(model, dtype)
+    table = compressed.embedding
+    assert isinstance(table, compress.CompressedEmbedding) and isinstance(model.embedding, nn.Embedding)
+    assert table.num_embeddings == 60 and table.embedding_dim == 12 and table.padding_idx == 0
+    assert table.weight_q.dtype == (torch.int8 if dtype == "int8" else torch.float16)
+    ids = torch.tensor([[2, 7, 59, 0]])
+    error = (table(ids) - model.embedding(ids)).abs()
+    bound = model.embedding.weight.abs().amax(1)[ids].unsqueeze(-1) / 254 + 1e-6 if dtype == "int8" else 1e-3
+    assert (error <= bound).all()
+    comparison = compress.compare_logits(logits(model), logits(compressed), labels=np.array([0, 1] * 5))
+    assert comparison["max_abs_diff"] < 1e-2 and {"accuracy_before", "accuracy_after"} <= set(comparison)
+    assert table.weight.shape == (60, 12)
+
+
+def test_compare_logits():
+    reference = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]])
+    candidate = np.array([[1.0, 0.5], [1.0, 0.0], [2.0, 1.0]])
+    result = compress.compare_logits(reference, candidate, labels=np.array([0, 1, -1]))
+    assert result["agreement"] == pytest.approx(2 / 3) and result["max_abs_diff"] == 1.0
+    assert result["accuracy_before"] == 1.0 and result["accuracy_after"] == 0.5
+    with pytest.raises(ValueError, match="shapes"):
+        compress.compare_logits(reference, candidate[:2])
+
+
+# ---------------------------------------------------------------------------------------------------
+# ONNX
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru-uni"])
+def test_unpacked_rnn_equals_the_packed_student(kind):
+    model = make(kind)
+    rows = sequences() + [np.array([], dtype=np.int64)]  # an all-padding row too
+    input_ids, attention_mask = pad_batch(rows, 0)
+    with torch.no_grad():
+        expected = model(input_ids, attention_mask)
+        actual = compress.UnpackedRNNAttention(model).eval()(input_ids, attention_mask)
+    torch.testing.assert_close(actual, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru-uni", "cnn"])
+def test_onnx_export_parity_and_int8(kind, tmp_path):
+    model = make(kind)
+    path = compress.export_onnx(model, tmp_path / "model.onnx", max_length=64)
+    rows = sequences()
+    for batch_size in (1, 4, len(rows)):  # serving (1) and mixed-length padded batches
+        assert (
+            compress.onnx_parity(model, path, rows, pad_id=0, batch_size=batch_size) < compress.ONNX_PARITY_TOLERANCE
+        )
+    int8 = compress.quantize_onnx_int8(path, tmp_path / "model.int8.onnx")
+    quantized = predict_logits(compress.OnnxModule(int8, num_threads=1), rows, pad_id=0, batch_size=4)
+    assert quantized.shape == (len(rows), 2)
+    assert compress.compare_logits(logits(model), quantized)["max_abs_diff"] < 0.1
+    import onnx
+
+    assert any(i.data_type == onnx.TensorProto.INT8 for i in onnx.load(str(int8)).graph.initializer)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("onnxscript") is None, reason="the torch.export exporter needs onnxscript"
+)
+def test_transformer_onnx_export_parity(tmp_path):
+    model = make("transformer")
+    path = compress.export_onnx(model, tmp_path / "model.onnx", max_length=64)
+    assert compress.onnx_parity(model, path, sequences(), pad_id=0, batch_size=4) < compress.ONNX_PARITY_TOLERANCE
+
+
+def test_onnx_student_predicts_texts(tiny_tokenizer, tmp_path):
+    model = make("lstm", vocab_size=len(tiny_tokenizer))
+    directory = save_student(
+        model,
+        tmp_path / "student",
+        name="rnn-attention",
+        arch={},
+        vocab_size=len(tiny_tokenizer),
+        num_labels=2,
+        pad_id=0,
+        label_names=LABELS,
+        tokenizer=tiny_tokenizer,
+        max_length=32,
+        truncation="head",
+        head_fraction=0.25,
+    )
+    compress.export_onnx(model, directory / compress.ONNX_NAME, max_length=32)
+    texts = ["a wonderful film", "boring", "the worst acting and a dull plot"]
+    onnx_student = compress.load_onnx_student(directory)
+    torch_student = Student.from_pretrained(directory)
+    np.testing.assert_allclose(onnx_student.predict_logits(texts), torch_student.predict_logits(texts), atol=1e-5)
+    assert [p["label"] for p in onnx_student.predict(texts)] == [p["label"] for p in torch_student.predict(texts)]
+    with pytest.raises(ValueError, match="export it"):
+        compress.load_onnx_student(directory, "missing.onnx")
