@@ -76,13 +76,23 @@ def cmd_logits(args: argparse.Namespace) -> None:
 def cmd_distill(args: argparse.Namespace) -> None:
     from textdistill.pipeline import distill
 
-    for summary in distill(_config(args)):
+    for summary in distill(_config(args), only=args.only):
         test = summary["test"]
         sys.stdout.write(
             f"{summary['tag']}: test accuracy {test['accuracy']:.4f}  F1 {test['macro_f1']:.4f}  "
             f"agreement {test.get('agreement', float('nan')):.4f}  params {summary['parameters']:,}  "
             f"-> {summary['model_dir']}\n"
         )
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from textdistill.pipeline import run
+
+    config = _config(args)
+    if args.out:
+        config.out_dir = args.out
+    metrics = run(config)
+    sys.stdout.write(f"results: {config.out_dir}/results.md  (best student: {metrics['best_student']})\n")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -114,10 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("teacher", cmd_teacher, "fine-tune and evaluate the teacher, and compute its logits"),
         ("logits", cmd_logits, "compute (or reuse) the teacher's logits for every split"),
         ("distill", cmd_distill, "train the configured student(s) from the teacher's logits"),
+        ("run", cmd_run, "the whole pipeline: data, teacher, logits, students, compression, benchmark, report"),
     ]:
         sub = commands.add_parser(name, help=help_text)
         _add_config_arguments(sub)
         sub.set_defaults(func=func)
+        if name == "distill":
+            sub.add_argument("--only", action="append", metavar="TAG", help="train only this student tag (repeatable)")
+        if name == "run":
+            sub.add_argument("--out", help="run directory (overrides out_dir)")
         if name == "logits":
             sub.add_argument("--export", help="also write float16 logits and a manifest to this directory")
     predict = commands.add_parser("predict", help="classify texts with a saved student")

@@ -130,6 +130,10 @@ class StudentConfig:
     arch: dict[str, Any] = field(default_factory=dict)  # keys of that student's own config (see the student reference)
     use_word2vec: bool = True  # initialise the embedding table from Word2Vec
     freeze_embeddings: bool = False  # keep the embedding table fixed
+    max_length: int | None = None  # this student's input length (null: tokens.student_max_length)
+
+    def __post_init__(self) -> None:
+        _check(self.max_length is None or self.max_length >= 8, "student.max_length must be at least 8 or null")
 
 
 @dataclass

@@ -77,11 +77,10 @@ def teacher_inputs(config: Config, prepared: Prepared, split: str) -> list[np.nd
     )
 
 
-def student_inputs(config: Config, prepared: Prepared, split: str) -> list[np.ndarray]:
+def student_inputs(config: Config, prepared: Prepared, split: str, max_length: int | None = None) -> list[np.ndarray]:
     tokens = config.tokens
-    return model_inputs(
-        prepared.encoded[split], tokens.student_max_length, tokens.truncation, prepared.special, tokens.head_fraction
-    )
+    length = max_length or tokens.student_max_length
+    return model_inputs(prepared.encoded[split], length, tokens.truncation, prepared.special, tokens.head_fraction)
 
 
 def _teacher_token_settings(config: Config, prepared: Prepared) -> dict[str, Any]:
@@ -99,10 +98,15 @@ def _teacher_token_settings(config: Config, prepared: Prepared) -> dict[str, Any
 
 
 def teacher_dir(config: Config, prepared: Prepared) -> Path:
-    """Where the teacher for this (teacher config, token settings, train/validation data) lives."""
+    """Where the teacher for this (teacher config, token settings, train/validation data) lives.
+
+    A local base model is identified by its weights' hash, not its path, so ``../shared/x`` and
+    ``/abs/shared/x`` name the same teacher.
+    """
     teacher = asdict(config.teacher)
     for key in ("logit_batch_size", "logits_dir", "int8_logit_pass"):
         teacher.pop(key)
+    teacher["model"] = _model_identity(config.teacher.model)
     fingerprints = prepared.dataset.fingerprints()
     parts = {
         "teacher": teacher,
@@ -110,6 +114,13 @@ def teacher_dir(config: Config, prepared: Prepared) -> Path:
         "data": [fingerprints["train"], fingerprints["validation"]],
     }
     return prepared.cache.root / "teachers" / digest(parts)
+
+
+def _model_identity(name: str) -> str:
+    from textdistill.teacher import checkpoint_hash
+
+    local = Path(name).expanduser()
+    return f"local:{checkpoint_hash(local)}" if local.is_dir() else name
 
 
 def teacher_stage(config: Config, prepared: Prepared) -> Path:
@@ -384,11 +395,12 @@ def student_plans(config: Config) -> list[StudentPlan]:
     return plans
 
 
-def _distill_data(config: Config, prepared: Prepared, split: str, logits: dict[str, np.ndarray] | None):
+def _distill_data(config: Config, prepared: Prepared, split: str, logits, max_length: int | None):
     from textdistill.train import DistillData
 
     labels = prepared.dataset.splits()[split].labels
-    return DistillData(student_inputs(config, prepared, split), labels, None if logits is None else logits[split])
+    inputs = student_inputs(config, prepared, split, max_length)
+    return DistillData(inputs, labels, None if logits is None else logits[split])
 
 
 def student_stage(
@@ -407,11 +419,12 @@ def student_stage(
         logger.info("student %s: reusing %s (same settings, data and teacher)", plan.tag, model_dir)
         return json.loads(summary_path.read_text())
     teacher_logits = logits if plan.uses_teacher else None
-    parts = [_distill_data(config, prepared, "train", teacher_logits)]
+    length = plan.student.max_length
+    parts = [_distill_data(config, prepared, "train", teacher_logits, length)]
     if teacher_logits is not None and plan.distill.use_unlabelled and "unlabelled" in teacher_logits:
-        parts.append(_distill_data(config, prepared, "unlabelled", teacher_logits))
+        parts.append(_distill_data(config, prepared, "unlabelled", teacher_logits, length))
     train = DistillData.concatenate(parts)
-    validation = _distill_data(config, prepared, "validation", teacher_logits)
+    validation = _distill_data(config, prepared, "validation", teacher_logits, length)
     torch.manual_seed(plan.distill.seed)
     use_w2v = plan.student.use_word2vec and embedding is not None
     model = build_student(
@@ -429,7 +442,7 @@ def student_stage(
     prepared.cache.write_json(train_dir / "key.json", {"key": key})
     result = train_student(model, train, validation, plan.distill, train_dir, prepared.tokenizer.pad_token_id)
     pad = prepared.tokenizer.pad_token_id
-    test = evaluate(model, _distill_data(config, prepared, "test", logits), pad)
+    test = evaluate(model, _distill_data(config, prepared, "test", logits, length), pad)
     summary = {
         "tag": plan.tag,
         "student": plan.student.name,
@@ -453,7 +466,7 @@ def student_stage(
         pad_id=pad,
         label_names=prepared.dataset.label_names,
         tokenizer=prepared.tokenizer,
-        max_length=config.tokens.student_max_length,
+        max_length=length or config.tokens.student_max_length,
         truncation=config.tokens.truncation,
         head_fraction=config.tokens.head_fraction,
         metrics={
@@ -498,10 +511,263 @@ def teacher_logits_for(config: Config, prepared: Prepared) -> tuple[Path | None,
     return model_dir, logits
 
 
-def distill(config: Config, prepared: Prepared | None = None) -> list[dict[str, Any]]:
-    """Data, embeddings, teacher logits (when a student needs them) and every planned student."""
+def distill(config: Config, prepared: Prepared | None = None, only: list[str] | None = None) -> list[dict[str, Any]]:
+    """Data, embeddings, teacher logits (when a student needs them) and every planned student (or ``only``)."""
     prepared = prepared or prepare_data(config)
-    plans = student_plans(config)
+    plans = [plan for plan in student_plans(config) if not only or plan.tag in only]
+    if only and len(plans) != len(set(only)):
+        raise ConfigError(f"--only {only}: known tags are {[plan.tag for plan in student_plans(config)]}")
     embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
     logits = teacher_logits_for(config, prepared)[1] if any(p.uses_teacher for p in plans) else None
     return [student_stage(config, prepared, plan, logits, embedding) for plan in plans]
+
+
+def _student_choice(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best student by validation accuracy (never by test)."""
+    return max(summaries, key=lambda s: s["training"]["best_val_accuracy"] or 0.0)
+
+
+def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], best: dict[str, Any], logits):
+    """Pruning sweep of the main student (validation), and int8/ONNX versions of the main and best students."""
+    from textdistill import deploy
+    from textdistill.students.hub import Student
+
+    out = Path(config.out_dir) / "compress"
+    path = out / "compress.json"
+    key = digest({"main": main["key"], "best": best["key"], "compress": asdict(config.compress)})
+    if path.is_file() and json.loads(path.read_text()).get("key") == key:
+        logger.info("compress: reusing %s", path)
+        return json.loads(path.read_text())
+    pad = prepared.tokenizer.pad_token_id
+    main_student = Student.from_pretrained(main["model_dir"])
+    length = main["student_config"]["max_length"]
+    validation = student_inputs(config, prepared, "validation", length)
+    sweep = deploy.pruning_sweep(
+        main_student.model, validation, prepared.dataset.validation.labels, config.compress.sparsities, pad
+    )
+    result: dict[str, Any] = {"key": key, "sweep": sweep, "students": {}}
+    for summary in {main["tag"]: main, best["tag"]: best}.values():
+        made = deploy.deployables(config, Path(summary["model_dir"]), out / summary["tag"])
+        test = student_inputs(config, prepared, "test", summary["student_config"]["max_length"])
+        teacher = None if logits is None else logits["test"]
+        scores = deploy.evaluate_variants(
+            made["models"], test, prepared.dataset.test.labels, teacher, pad, Path(summary["model_dir"])
+        )
+        result["students"][summary["tag"]] = {"scores": scores, "onnx_parity": made["onnx_parity_max_abs_diff"]}
+    deploy.write_json(path, result)
+    return result
+
+
+def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries, compressed) -> list[dict[str, Any]]:
+    """Teacher, students and compressed students measured side by side in one process."""
+    from textdistill.bench import BenchEntry, bench_models
+    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME, compress_embedding, quantize_dynamic_int8
+    from textdistill.students.hub import Student
+
+    def own_length(summary: dict[str, Any]) -> int:
+        return summary["student_config"]["max_length"] or config.tokens.student_max_length
+
+    teacher_length = config.tokens.teacher_max_length
+    planned: list[tuple[BenchEntry, list[int]]] = []
+    if teacher_model_dir is not None:
+        from textdistill.teacher import load_teacher
+
+        teacher = BenchEntry("teacher", load_teacher(teacher_model_dir, "cpu"), path=teacher_model_dir)
+        planned.append((teacher, sorted({teacher_length, own_length(_student_choice(summaries))})))
+    for summary in summaries:
+        directory = Path(summary["model_dir"])
+        lengths = sorted({own_length(summary), teacher_length})
+        student = Student.from_pretrained(directory)
+        planned.append((BenchEntry(summary["tag"], student.model, path=directory / "model.safetensors"), lengths))
+        if summary["tag"] not in compressed["students"]:
+            continue
+        int8 = compress_embedding(quantize_dynamic_int8(student.model), config.compress.embedding_dtype)
+        int8_file = Path(config.out_dir) / "compress" / summary["tag"] / "model.int8.pt"
+        planned.append((BenchEntry(f"{summary['tag']} int8", int8, path=int8_file), lengths))
+        for suffix, file in (("onnx", ONNX_NAME), ("onnx int8", ONNX_INT8_NAME)):
+            if (directory / file).is_file():
+                planned.append((BenchEntry(f"{summary['tag']} {suffix}", directory / file), lengths))
+    longest = max(length for _, lengths in planned for length in lengths)
+    reviews = student_inputs(config, prepared, "test", longest)[:256]
+    pad = prepared.tokenizer.pad_token_id
+    rows = []
+    for entry, lengths in planned:
+        rows += bench_models([entry], config.bench, lengths, reviews, pad_id=pad)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------
+# The whole run and its report
+
+
+def run(config: Config) -> dict[str, Any]:
+    """data → embeddings → teacher → logits → students → compression → benchmark → report, each stage cached."""
+    from textdistill.config import dump_config
+
+    started = time.perf_counter()
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare_data(config)
+    (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    (out / "data.json").write_text(json.dumps(data_report(config, prepared), indent=2), encoding="utf-8")
+    plans = student_plans(config)
+    teacher_model_dir, logits = (None, None)
+    if any(plan.uses_teacher for plan in plans):
+        teacher_model_dir, logits = teacher_logits_for(config, prepared)
+    embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
+    summaries = [student_stage(config, prepared, plan, logits, embedding) for plan in plans]
+    best = _student_choice(summaries)
+    compressed = compress_stage(config, prepared, summaries[0], best, logits)
+    bench = _cached_bench(config, prepared, teacher_model_dir, summaries, compressed)
+    metrics = {
+        "students": summaries,
+        "best_student": best["tag"],
+        "compress": compressed,
+        "bench": bench,
+        "teacher": _teacher_summary(teacher_model_dir),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    _write_run_report(config, prepared, metrics, logits)
+    logger.info("run finished in %.0f s: %s", metrics["wall_seconds"], out / "results.md")
+    return metrics
+
+
+def _cached_bench(config: Config, prepared: Prepared, teacher_model_dir, summaries, compressed):
+    path = Path(config.out_dir) / "bench.json"
+    key = digest(
+        {
+            "students": [s["key"] for s in summaries],
+            "compress": compressed["key"],
+            "teacher": str(teacher_model_dir),
+            "bench": asdict(config.bench),
+        }
+    )
+    if path.is_file() and json.loads(path.read_text()).get("key") == key:
+        logger.info("bench: reusing %s", path)
+        return json.loads(path.read_text())["rows"]
+    rows = bench_stage(config, prepared, teacher_model_dir, summaries, compressed)
+    prepared.cache.write_json(path, {"key": key, "rows": rows})
+    return rows
+
+
+def _teacher_summary(model_dir: Path | None) -> dict[str, Any] | None:
+    if model_dir is None or not (model_dir / "metrics.json").is_file():
+        return None
+    return json.loads((model_dir / "metrics.json").read_text())
+
+
+def _bench_pick(bench: list[dict[str, Any]], model: str, length: int, single_thread: bool) -> dict[str, Any]:
+    from textdistill.bench import all_cores
+
+    threads = 1 if single_thread else all_cores()
+    for row in bench:
+        if row["model"] == model and row["length"] == length and row["device"] == "cpu" and row["threads"] == threads:
+            return row
+    return {}
+
+
+def _report_rows(config: Config, metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One results-table row per model: test quality and efficiency at the model's own input length."""
+    rows = []
+    teacher = metrics["teacher"]
+    if teacher:
+        rows.append(
+            _row(
+                metrics["bench"],
+                "teacher",
+                config.tokens.teacher_max_length,
+                teacher["test_metrics"]["accuracy"],
+                teacher["test_metrics"]["f1_macro"],
+                None,
+            )
+        )
+    for summary in metrics["students"]:
+        length = summary["student_config"]["max_length"] or config.tokens.student_max_length
+        test = summary["test"]
+        rows.append(
+            _row(metrics["bench"], summary["tag"], length, test["accuracy"], test["macro_f1"], test.get("agreement"))
+        )
+        scores = metrics["compress"]["students"].get(summary["tag"], {}).get("scores", {})
+        for variant, name in (("int8", "int8"), ("onnx", "onnx"), ("onnx-int8", "onnx int8")):
+            if variant in scores:
+                s = scores[variant]
+                rows.append(
+                    _row(
+                        metrics["bench"],
+                        f"{summary['tag']} {name}",
+                        length,
+                        s["accuracy"],
+                        s["f1"],
+                        s.get("agreement"),
+                    )
+                )
+    return rows
+
+
+def _row(bench, model: str, length: int, accuracy, f1, agreement_value) -> dict[str, Any]:
+    single, multi = _bench_pick(bench, model, length, True), _bench_pick(bench, model, length, False)
+    return {
+        "model": f"{model} ({length} tokens)",
+        "accuracy": accuracy,
+        "f1": f1,
+        "agreement": agreement_value,
+        "parameters": single.get("parameters"),
+        "nonzero_parameters": single.get("nonzero_parameters"),
+        "bytes": single.get("bytes"),
+        "latency_ms": single.get("latency_ms_p50"),
+        "throughput": multi.get("throughput_per_s"),
+    }
+
+
+def _learning_curves(metrics: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
+    curves = {}
+    teacher = metrics["teacher"] or {}
+    evals = [h for h in teacher.get("log_history", []) if "eval_loss" in h]
+    if evals:
+        curves["teacher"] = [
+            {"epoch": h["epoch"], "val_loss": h["eval_loss"], "val_accuracy": h.get("eval_accuracy")} for h in evals
+        ]
+    for summary in metrics["students"]:
+        curves[summary["tag"]] = summary["training"]["history"]
+    return curves
+
+
+def _write_run_report(config: Config, prepared: Prepared, metrics: dict[str, Any], logits) -> None:
+    from textdistill.report import write_report
+    from textdistill.students.hub import Student
+
+    best = next(s for s in metrics["students"] if s["tag"] == metrics["best_student"])
+    labels = prepared.dataset.test.labels
+    confusions = {}
+    if logits is not None:
+        confusions["teacher"] = classification_metrics(
+            labels, logits["test"].argmax(-1), len(prepared.dataset.label_names)
+        )["confusion_matrix"]
+    student = Student.from_pretrained(best["model_dir"])
+    from textdistill.students.hub import predict_logits
+
+    length = best["student_config"]["max_length"]
+    student_logits = predict_logits(
+        student.model, student_inputs(config, prepared, "test", length), prepared.tokenizer.pad_token_id
+    )
+    confusions[f"student: {best['tag']}"] = classification_metrics(labels, student_logits.argmax(-1))[
+        "confusion_matrix"
+    ]
+    rows = _report_rows(config, metrics)
+    notes = [
+        f"best student by validation accuracy: {best['tag']}",
+        "latency: batch 1, 1 thread, median of the configured runs; throughput: batch "
+        f"{config.bench.batch_size}, all cores; each model at its own input length",
+        "unstructured pruning leaves dense kernels as slow as before (see bench.json); speed comes from "
+        "smaller dense models, int8 kernels and ONNX Runtime",
+    ]
+    write_report(
+        Path(config.out_dir),
+        rows,
+        _learning_curves(metrics),
+        metrics["compress"]["sweep"],
+        confusions,
+        prepared.dataset.label_names,
+        metrics,
+        notes,
+    )

@@ -253,6 +253,7 @@ def fine_tune(
     if trainer.is_world_process_zero():
         model_dir = out_dir / "model"
         trainer.save_model(str(model_dir))
+        (model_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle: the card and metrics.json hold the args
         tokenizer.save_pretrained(str(model_dir))
     summary = {
         "train_seconds": seconds,
