@@ -380,3 +380,61 @@ def _notes(results: list[dict[str, Any]]) -> str:
         "graph optimisations, and shorter inputs. `MB` is the saved directory or file (ONNX: the .onnx file).",
     ]
     return "\n".join(notes)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Saved model directories (the `textdistill bench` command)
+
+
+def entries_for_directory(directory: Path) -> tuple[list[BenchEntry], int, Any]:
+    """Bench entries for a saved student (float, int8, and its ONNX files) or a Hugging Face teacher directory.
+
+    Returns (entries, the model's input length, its tokenizer).
+    """
+    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME, compress_embedding, quantize_dynamic_int8
+    from textdistill.students.hub import Student, read_student_config
+    from textdistill.tokens import load_tokenizer
+
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise ValueError(f"{directory}: not a saved model (no config.json)")
+    if '"textdistill_student"' not in config_path.read_text(encoding="utf-8"):
+        from textdistill.teacher import load_teacher
+
+        return (
+            [BenchEntry(f"teacher {directory.name}", load_teacher(directory, "cpu"), path=directory)],
+            0,
+            (load_tokenizer(str(directory))),
+        )
+    student = Student.from_pretrained(directory)
+    name = read_student_config(directory)["student"]
+    entries = [BenchEntry(name, student.model, path=directory / "model.safetensors")]
+    entries.append(BenchEntry(f"{name} int8", compress_embedding(quantize_dynamic_int8(student.model))))
+    for suffix, file in (("onnx", ONNX_NAME), ("onnx int8", ONNX_INT8_NAME)):
+        if (directory / file).is_file():
+            entries.append(BenchEntry(f"{name} {suffix}", directory / file))
+    return entries, int(student.config["tokenization"]["max_length"]), student.tokenizer
+
+
+def bench_directories(
+    directories: list[Path], config: BenchConfig, texts: list[str], lengths: list[int] | None = None
+) -> dict[str, Any]:
+    """Measure saved models side by side on ``texts`` (real reviews) at every model's own input length.
+
+    Returns {"rows": bench rows, "markdown": table, "profiles": {model: torch.profiler table of one batch}}.
+    """
+    from textdistill.tokens import normalise_text
+
+    planned, own_lengths, tokenizer = [], [], None
+    for directory in directories:
+        entries, length, tokenizer = entries_for_directory(Path(directory))
+        planned += entries
+        own_lengths += [length] if length else [512]
+    seq_lengths = lengths or sorted(set(own_lengths))
+    assert tokenizer is not None
+    encoded = tokenizer([normalise_text(t) for t in texts], truncation=True, max_length=max(seq_lengths))
+    reviews = [np.array(ids, dtype=np.int64) for ids in encoded["input_ids"]]
+    rows = bench_models(planned, config, seq_lengths, reviews, pad_id=tokenizer.pad_token_id)
+    batch = fixed_length_batch(reviews, min(seq_lengths), config.batch_size, tokenizer.pad_token_id)
+    profiles = {e.name: profile_table(e.model, batch) for e in planned if isinstance(e.model, nn.Module)}
+    return {"rows": rows, "markdown": markdown_table(rows), "profiles": profiles}

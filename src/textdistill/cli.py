@@ -95,6 +95,36 @@ def cmd_run(args: argparse.Namespace) -> None:
     sys.stdout.write(f"results: {config.out_dir}/results.md  (best student: {metrics['best_student']})\n")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from textdistill.bench import bench_directories
+    from textdistill.config import BenchConfig
+    from textdistill.data import DataConfig, load_dataset
+
+    config = BenchConfig(runs=args.runs, batch_size=args.batch_size)
+    data = load_dataset(DataConfig(path=args.data, use_unlabelled=False))
+    result = bench_directories([Path(d) for d in args.model_dirs], config, data.test.texts[:256], args.lengths)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    sys.stdout.write(result["markdown"] + "\n")
+    for name, table in result["profiles"].items():
+        sys.stdout.write(f"\n### torch.profiler, {name}, one batch of {args.batch_size}\n{table}\n")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from textdistill.serve import serve
+
+    serve(
+        args.model_dir,
+        args.host,
+        args.port,
+        onnx_file=args.onnx_file,
+        max_texts=args.max_texts,
+        max_chars=args.max_chars,
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from textdistill.students.hub import Student
 
@@ -139,6 +169,24 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model_dir", help="a student directory saved by textdistill")
     predict.add_argument("texts", nargs="*", help="texts to classify (one per line on stdin when omitted)")
     predict.set_defaults(func=cmd_predict)
+
+    bench = commands.add_parser("bench", help="measure saved models side by side (params, bytes, latency, throughput)")
+    bench.add_argument("model_dirs", nargs="+", help="student and/or teacher directories")
+    bench.add_argument("--data", required=True, help="dataset whose test texts are the benchmark inputs")
+    bench.add_argument("--lengths", type=int, nargs="*", help="input lengths (default: each model's own)")
+    bench.add_argument("--runs", type=int, default=100, help="timed batch-1 runs per measurement")
+    bench.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput measurement")
+    bench.add_argument("--json", help="also write the results as JSON here")
+    bench.set_defaults(func=cmd_bench)
+
+    serve = commands.add_parser("serve", help="serve a student over HTTP (JSON API: /health, /predict)")
+    serve.add_argument("model_dir")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--onnx-file", help="serve this ONNX file of the student directory (e.g. model.int8.onnx)")
+    serve.add_argument("--max-texts", type=int, default=64, help="texts per request")
+    serve.add_argument("--max-chars", type=int, default=20000, help="characters per text")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

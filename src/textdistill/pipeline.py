@@ -235,7 +235,17 @@ def _compute_logits(config: Config, prepared: Prepared, model, split: str) -> np
     logits = predict_logits(model, inputs, prepared.tokenizer.pad_token_id, config.teacher.logit_batch_size, split)
     seconds = time.perf_counter() - started
     logger.info("logits %s: %d reviews in %.0f s (%.1f reviews/s)", split, len(inputs), seconds, len(inputs) / seconds)
+    _record_logit_pass(prepared, split, len(inputs), seconds)
     return logits
+
+
+def _record_logit_pass(prepared: Prepared, split: str, count: int, seconds: float) -> None:
+    """Append the logit pass's speed to the cache's logits/timings.jsonl (read by benchmarks/teacher_reference.py)."""
+    path = prepared.cache.root / "logits" / "timings.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"split": split, "reviews": count, "seconds": seconds, "threads": torch.get_num_threads()}
+    with path.open("a", encoding="utf-8") as stream:
+        stream.write(json.dumps(record) + "\n")
 
 
 def _write_logits(path: Path, logits: np.ndarray, ids: list[str], key: dict[str, Any]) -> None:
@@ -487,7 +497,7 @@ def _student_key(config: Config, prepared: Prepared, plan: StudentPlan, logits, 
     return digest(
         {
             "student": asdict(plan.student),
-            "distill": asdict(plan.distill),
+            "distill": asdict(plan.distill) | {"num_threads": None},  # an execution setting, not the model's
             "tokens": [config.tokens.student_max_length, config.tokens.truncation, config.tokens.head_fraction],
             "tokenizer": prepared.tokenizer_fingerprint,
             "data": prepared.dataset.fingerprints(),

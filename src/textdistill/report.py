@@ -70,15 +70,19 @@ def plot_learning_curves(curves: dict[str, list[dict[str, float]]], path: Path) 
 
 def plot_tradeoff(rows: list[dict[str, Any]], x_key: str, x_label: str, path: Path) -> Path:
     """Test accuracy against a cost (latency or bytes, log scale) for every model that has both."""
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
-        if row.get(x_key) and row.get("accuracy") is not None:
-            axis.scatter(row[x_key], row["accuracy"], s=40)
-            axis.annotate(row["model"], (row[x_key], row["accuracy"]), fontsize=8, xytext=(4, 4),
-                          textcoords="offset points")
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    figure, axis = plt.subplots(figsize=(9, 4.5))
+    markers = "osD^vP*Xh<>"
+    for index, row in enumerate(r for r in rows if r.get(x_key) and r.get("accuracy") is not None):
+        axis.scatter(row[x_key], row["accuracy"], s=50, marker=markers[index % len(markers)], label=row["model"])
     axis.set_xscale("log")
+    axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(ScalarFormatter())
+    axis.xaxis.set_minor_formatter(NullFormatter())
     axis.set(xlabel=x_label, ylabel="test accuracy", title=f"Accuracy vs {x_label.split(' (')[0]}")
     axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _save(figure, path)
 
 
