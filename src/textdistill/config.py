@@ -82,7 +82,7 @@ class EmbeddingsConfig:
     epochs: int = 5  # Word2Vec epochs
     skip_gram: bool = False  # skip-gram instead of CBOW
     include_unlabelled: bool = True  # also train Word2Vec on the unlabelled texts
-    seed: int = 42
+    seed: int = 42  # Word2Vec seed (bit-exact only with workers: 1)
     workers: int = 2  # Word2Vec worker threads (1 for bit-exact reproducibility)
 
     def __post_init__(self) -> None:
