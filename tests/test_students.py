@@ -145,7 +145,9 @@ class TestStudentContract:
 
 
 def test_registry_errors_name_the_valid_choices():
-    with pytest.raises(ValueError, match=r"unknown student 'lstm'; valid students: \['cnn', 'ngram-bag', 'rnn-attention'"):
+    with pytest.raises(
+        ValueError, match=r"unknown student 'lstm'; valid students: \['cnn', 'ngram-bag', 'rnn-attention'"
+    ):
         build_student("lstm", {}, vocab_size=10, num_labels=2)
     with pytest.raises(ConfigError, match=r"student.arch.hiden_size.*valid keys here: \['embedding_dim'"):
         build_student("rnn-attention", {"hiden_size": 8}, vocab_size=10, num_labels=2)

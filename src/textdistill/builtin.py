@@ -24,8 +24,15 @@ TINY_BERT = "builtin:tiny-bert"
 _POSITIVE = ["wonderful", "brilliant", "moving", "delightful", "superb", "charming", "gripping", "beautiful"]
 _NEGATIVE = ["dreadful", "boring", "clumsy", "tedious", "awful", "lifeless", "predictable", "painful"]
 _SUBJECTS = ["the acting", "the plot", "the script", "the ending", "the soundtrack", "the direction", "the cast"]
-_FILLER = ["i saw it on a rainy sunday", "my friends picked it", "it runs about two hours", "the cinema was full",
-           "it is based on a novel", "the trailer looked different", "i went in with no expectations"]
+_FILLER = [
+    "i saw it on a rainy sunday",
+    "my friends picked it",
+    "it runs about two hours",
+    "the cinema was full",
+    "it is based on a novel",
+    "the trailer looked different",
+    "i went in with no expectations",
+]
 
 
 def _review(rng: np.random.Generator, label: int) -> str:
@@ -75,8 +82,13 @@ def build_tiny_bert(directory: Path, texts: list[str], vocab_size: int = 2000, s
     fast.save_pretrained(str(directory))
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(fast), hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-        max_position_embeddings=512, pad_token_id=fast.pad_token_id,
+        vocab_size=len(fast),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+        pad_token_id=fast.pad_token_id,
     )
     BertModel(config).save_pretrained(str(directory))
     logger.info("built a tiny BERT (vocab %d) in %s", len(fast), directory)

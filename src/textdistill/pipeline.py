@@ -419,7 +419,7 @@ def student_stage(
     """Train (or reuse) one student, save it like a Hugging Face model, and evaluate it on test."""
     from textdistill.students import build_student, count_parameters, init_embeddings
     from textdistill.students.hub import save_student
-    from textdistill.train import DistillData, evaluate, train_student
+    from textdistill.train import DistillData, predict_logits, prediction_metrics, train_student
 
     run_dir = Path(config.out_dir) / "students" / plan.tag
     model_dir = run_dir / "model"
@@ -452,7 +452,10 @@ def student_stage(
     prepared.cache.write_json(train_dir / "key.json", {"key": key})
     result = train_student(model, train, validation, plan.distill, train_dir, prepared.tokenizer.pad_token_id)
     pad = prepared.tokenizer.pad_token_id
-    test = evaluate(model, _distill_data(config, prepared, "test", logits, length), pad)
+    test_data = _distill_data(config, prepared, "test", logits, length)
+    test_logits = predict_logits(model, test_data.sequences, pad)
+    test = prediction_metrics(test_logits, test_data.labels, test_data.teacher_logits)
+    test["confusion_matrix"] = classification_metrics(test_data.labels, test_logits.argmax(-1))["confusion_matrix"]
     summary = {
         "tag": plan.tag,
         "student": plan.student.name,
@@ -744,7 +747,6 @@ def _learning_curves(metrics: dict[str, Any]) -> dict[str, list[dict[str, float]
 
 def _write_run_report(config: Config, prepared: Prepared, metrics: dict[str, Any], logits) -> None:
     from textdistill.report import write_report
-    from textdistill.students.hub import Student
 
     best = next(s for s in metrics["students"] if s["tag"] == metrics["best_student"])
     labels = prepared.dataset.test.labels
@@ -753,16 +755,7 @@ def _write_run_report(config: Config, prepared: Prepared, metrics: dict[str, Any
         confusions["teacher"] = classification_metrics(
             labels, logits["test"].argmax(-1), len(prepared.dataset.label_names)
         )["confusion_matrix"]
-    student = Student.from_pretrained(best["model_dir"])
-    from textdistill.students.hub import predict_logits
-
-    length = best["student_config"]["max_length"]
-    student_logits = predict_logits(
-        student.model, student_inputs(config, prepared, "test", length), prepared.tokenizer.pad_token_id
-    )
-    confusions[f"student: {best['tag']}"] = classification_metrics(labels, student_logits.argmax(-1))[
-        "confusion_matrix"
-    ]
+    confusions[f"student: {best['tag']}"] = best["test"]["confusion_matrix"]
     rows = _report_rows(config, metrics)
     notes = [
         f"best student by validation accuracy: {best['tag']}",

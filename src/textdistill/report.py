@@ -107,8 +107,15 @@ def plot_confusions(matrices: dict[str, list[list[int]]], label_names: list[str]
         for (i, j), count in np.ndenumerate(values):
             color = "white" if count > values.max() / 2 else "black"
             axis.text(j, i, f"{count:,}", ha="center", va="center", color=color)
-        axis.set(xticks=range(len(label_names)), yticks=range(len(label_names)), xticklabels=label_names,
-                 yticklabels=label_names, xlabel="predicted", ylabel="true", title=name)
+        axis.set(
+            xticks=range(len(label_names)),
+            yticks=range(len(label_names)),
+            xticklabels=label_names,
+            yticklabels=label_names,
+            xlabel="predicted",
+            ylabel="true",
+            title=name,
+        )
     return _save(figure, path)
 
 
@@ -127,7 +134,8 @@ def write_report(
     paths = {
         "learning_curves": plot_learning_curves(curves, out_dir / "learning_curves.png"),
         "accuracy_vs_latency": plot_tradeoff(
-            rows, "latency_ms", "latency at batch 1, 1 thread (ms)", out_dir / "accuracy_vs_latency.png"),
+            rows, "latency_ms", "latency at batch 1, 1 thread (ms)", out_dir / "accuracy_vs_latency.png"
+        ),
         "accuracy_vs_size": plot_tradeoff(rows, "bytes", "bytes on disk", out_dir / "accuracy_vs_size.png"),
         "confusion_matrices": plot_confusions(confusions, label_names, out_dir / "confusion_matrices.png"),
     }

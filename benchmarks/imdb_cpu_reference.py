@@ -1,0 +1,101 @@
+"""The CPU reference run on IMDB: teacher, students, compression and efficiency, recorded as JSON.
+
+Runs (or, with every stage cached, re-reads) `textdistill run configs/imdb-cpu.yaml` and writes
+benchmarks/results/imdb_cpu_reference.json with, per model: test accuracy and F1, agreement with the
+teacher, parameters, training wall time and examples/s, seeds; plus the teacher's fine-tuning and
+logit-pass speed, the int8 logit-pass check, the pruning sweep and the efficiency table. The run
+directory (results.md, plots) is runs/imdb-cpu.
+
+    python benchmarks/imdb_cpu_reference.py --data ../shared/data/imdb \
+        --teacher ../shared/models/all-minilm-l6-v2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import machine, write_result
+from textdistill.config import load_config
+from textdistill.pipeline import prepare_data, run, teacher_dir
+
+
+def teacher_record(config, prepared) -> dict[str, Any]:
+    """Fine-tuning and logit-pass figures of the cached reference teacher."""
+    model_dir = teacher_dir(config, prepared) / "model"
+    summary = json.loads((model_dir / "metrics.json").read_text())
+    record: dict[str, Any] = {
+        "model_dir": str(model_dir),
+        "base_model": config.teacher.model,
+        "train_examples": config.teacher.max_train or len(prepared.dataset.train),
+        "train_seconds": summary["train_seconds"],
+        "train_reviews_per_second": summary["train_reviews_per_second"],
+        "validation": {k: summary["validation_metrics"][k] for k in ("accuracy", "f1_macro")},
+        "test": {k: summary["test_metrics"][k] for k in ("accuracy", "f1_macro", "confusion_matrix")},
+        "tokens": summary["tokens"],
+        "hyperparameters": summary["hyperparameters"],
+    }
+    check = model_dir / "int8_logit_check.json"
+    if check.is_file():
+        record["int8_logit_pass_check"] = json.loads(check.read_text())
+    timings = Path(config.cache_dir) / "logits" / "timings.jsonl"
+    if timings.is_file():
+        record["logit_pass"] = [json.loads(line) for line in timings.read_text().splitlines()]
+    return record
+
+
+def student_record(summary: dict[str, Any]) -> dict[str, Any]:
+    training = summary["training"]
+    return {
+        "tag": summary["tag"],
+        "student": summary["student"],
+        "arch": summary["student_config"]["arch"],
+        "max_length": summary["student_config"]["max_length"],
+        "distilled": summary["uses_teacher"],
+        "train_examples": summary["train_examples"],
+        "parameters": summary["parameters"],
+        "test_accuracy": summary["test"]["accuracy"],
+        "test_f1_macro": summary["test"]["macro_f1"],
+        "test_agreement_with_teacher": summary["test"].get("agreement"),
+        "best_validation_accuracy": training["best_val_accuracy"],
+        "best_epoch": training["best_epoch"],
+        "epochs_run": training["epochs_run"],
+        "train_wall_seconds": training["wall_seconds"],
+        "train_examples_per_second": training["train_examples_per_second"],
+        "seed": summary["distill_config"]["seed"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/imdb-cpu.yaml")
+    parser.add_argument("--data", default="../shared/data/imdb")
+    parser.add_argument("--teacher", default="../shared/models/all-minilm-l6-v2")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    overrides = [f"data.path={args.data}", f"teacher.model={args.teacher}", *args.overrides]
+    config = load_config(args.config, overrides)
+    started = time.perf_counter()
+    metrics = run(config)
+    prepared = prepare_data(config)
+    result = {
+        "command": "python " + " ".join(sys.argv),
+        "machine": machine(),
+        "wall_seconds_of_this_invocation": time.perf_counter() - started,
+        "data_seed": config.data.seed,
+        "teacher": teacher_record(config, prepared) if not config.teacher.logits_dir else None,
+        "students": [student_record(s) for s in metrics["students"]],
+        "best_student_by_validation": metrics["best_student"],
+        "compress": metrics["compress"],
+        "bench": metrics["bench"],
+        "run_dir": config.out_dir,
+    }
+    print(write_result("imdb_cpu_reference.json", result))
+
+
+if __name__ == "__main__":
+    main()
