@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import machine, write_result
+
 from textdistill.config import load_config
 from textdistill.pipeline import prepare_data, run, teacher_dir
 

@@ -12,10 +12,10 @@ import argparse
 import sys
 import time
 
+from _common import machine, write_result
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from _common import machine, write_result
 from textdistill.config import DataConfig
 from textdistill.data import load_dataset
 from textdistill.metrics import classification_metrics

@@ -275,7 +275,7 @@ def from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     kwargs = {}
     for name, value in values.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[name] = from_dict(hint, {} if value is None else value, f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(value, hint, prefix + name)
@@ -358,7 +358,7 @@ def reference_markdown() -> str:
     defaults = Config()
     for section in dataclasses.fields(Config):
         value = getattr(defaults, section.name)
-        if dataclasses.is_dataclass(value):
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
             cls = type(value)
             comments = _field_comments(cls)
             hints = typing.get_type_hints(cls)

@@ -287,10 +287,10 @@ def load_dataset(config: DataConfig) -> Dataset:
     """Load, validate and split a dataset as ``config`` says."""
     frames, class_names = _load_frames(config)
     dropped = {}
-    for split, frame in frames.items():
-        columns = [config.text_column] + ([config.label_column] if split != "unlabelled" else [])
-        _require_columns(frame, split, columns)
-        frames[split], dropped[split] = clean_rows(frame, split, config)
+    for name, frame in frames.items():
+        columns = [config.text_column] + ([config.label_column] if name != "unlabelled" else [])
+        _require_columns(frame, name, columns)
+        frames[name], dropped[name] = clean_rows(frame, name, config)
     names = label_names_from(frames["train"][config.label_column], class_names)
     if len(names) < 2:
         raise DataError(f"train: only one label {names}; a classifier needs at least two")

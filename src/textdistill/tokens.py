@@ -160,7 +160,7 @@ def length_bucketed_batches(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(lengths))
     chunk = batch_size * chunk_batches
-    batches = []
+    batches: list[np.ndarray] = []
     for start in range(0, len(order), chunk):
         part = order[start : start + chunk]
         part = part[np.argsort(lengths[part], kind="stable")]
