@@ -45,8 +45,31 @@ def teacher_record(config, prepared) -> dict[str, Any]:
         record["int8_logit_pass_check"] = json.loads(check.read_text())
     timings = Path(config.cache_dir) / "logits" / "timings.jsonl"
     if timings.is_file():
-        record["logit_pass"] = [json.loads(line) for line in timings.read_text().splitlines()]
+        record["logit_pass_log"] = [json.loads(line) for line in timings.read_text().splitlines()]
+    record["inference_measured_now"] = teacher_inference_speed(config, prepared, model_dir)
     return record
+
+
+def teacher_inference_speed(config, prepared, model_dir: Path, count: int = 512) -> dict[str, Any]:
+    """fp32 logit-pass throughput on ``count`` validation reviews, as the pipeline runs it (all cores)."""
+    import torch
+
+    from textdistill.pipeline import teacher_inputs
+    from textdistill.teacher import load_teacher, predict_logits
+
+    model = load_teacher(model_dir, "cpu")
+    inputs = teacher_inputs(config, prepared, "validation")[:count]
+    predict_logits(model, inputs[:64], prepared.tokenizer.pad_token_id, config.teacher.logit_batch_size)  # warm-up
+    started = time.perf_counter()
+    predict_logits(model, inputs, prepared.tokenizer.pad_token_id, config.teacher.logit_batch_size)
+    seconds = time.perf_counter() - started
+    return {
+        "reviews": len(inputs),
+        "seconds": seconds,
+        "reviews_per_second": len(inputs) / seconds,
+        "threads": torch.get_num_threads(),
+        "batch_size": config.teacher.logit_batch_size,
+    }
 
 
 def student_record(summary: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Loopback load test of the textdistill HTTP service.
 
-Starts ``python -m textdistill.serve`` in a subprocess on 127.0.0.1 (a free port), waits for ``/health``, then
+Starts ``python -m textdistill serve`` in a subprocess on 127.0.0.1 (a free port), waits for ``/health``, then
 for each concurrency level sends ``POST /predict`` requests of one review each from that many threads, bounded
 both by a request count and by wall time, and reports requests/s and p50/p99 latency as JSON (printed, and
 written to ``--out``). The server is stopped at the end. Traffic never leaves 127.0.0.1.
@@ -97,7 +97,7 @@ def _wait_healthy(process: subprocess.Popen, url: str, timeout: float) -> None:
 def server(model_dir: Path, onnx_file: str | None, threads: int | None, startup_timeout: float) -> Iterator[str]:
     """Run the service in a subprocess on 127.0.0.1; yields its base URL and always stops it."""
     port = free_port()
-    command = [sys.executable, "-m", "textdistill.serve", "--model-dir", str(model_dir), "--host", HOST]
+    command = [sys.executable, "-m", "textdistill", "serve", str(model_dir), "--host", HOST]
     command += ["--port", str(port), "--log-level", "warning"]
     command += ["--onnx-file", onnx_file] if onnx_file else []
     command += ["--num-threads", str(threads)] if threads else []

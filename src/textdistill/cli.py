@@ -122,6 +122,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         onnx_file=args.onnx_file,
         max_texts=args.max_texts,
         max_chars=args.max_chars,
+        num_threads=args.num_threads,
+        log_level=args.log_level,
     )
 
 
@@ -186,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--onnx-file", help="serve this ONNX file of the student directory (e.g. model.int8.onnx)")
     serve.add_argument("--max-texts", type=int, default=64, help="texts per request")
     serve.add_argument("--max-chars", type=int, default=20000, help="characters per text")
+    serve.add_argument("--num-threads", type=int, help="torch threads (default: torch's)")
+    serve.add_argument("--log-level", default="info", help="uvicorn log level")
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -16,7 +16,6 @@ Run it with ``python -m textdistill.serve --model-dir DIR`` (binds 127.0.0.1 unl
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -164,32 +163,3 @@ def serve(
     app = create_app(load_predictor(model_dir, onnx_file), max_texts, max_chars)
     logger.info("serving %s on http://%s:%d", model_dir, host, port)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m textdistill.serve --model-dir DIR [--host H] [--port P] [--onnx-file F]``."""
-    parser = argparse.ArgumentParser(prog="python -m textdistill.serve", description=serve.__doc__)
-    parser.add_argument("--model-dir", required=True, help="a saved student directory")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--onnx-file", default=None, help="serve this ONNX file in the directory instead")
-    parser.add_argument("--max-texts", type=int, default=64)
-    parser.add_argument("--max-chars", type=int, default=20000)
-    parser.add_argument("--num-threads", type=int, default=None)
-    parser.add_argument("--log-level", default="info")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(
-        args.model_dir,
-        args.host,
-        args.port,
-        onnx_file=args.onnx_file,
-        max_texts=args.max_texts,
-        max_chars=args.max_chars,
-        num_threads=args.num_threads,
-        log_level=args.log_level,
-    )
-
-
-if __name__ == "__main__":
-    main()
