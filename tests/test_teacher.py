@@ -140,3 +140,18 @@ def test_shipped_logits_must_match_the_data(tmp_path, single_thread):
     (tmp_path / "shipped/manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="split test: shipped vs this run"):
         logits_stage(config, prepared, None)
+
+
+def test_int8_logit_pass_is_used_only_when_it_agrees_with_fp32(tmp_path, single_thread):
+    config = _tiny_run_config(tmp_path, **{"teacher.int8_logit_pass": "true"})
+    prepared = prepare_data(config)
+    model_dir = teacher_stage(config, prepared)
+    logits = logits_stage(config, prepared, model_dir)
+    check = json.loads((model_dir / "int8_logit_check.json").read_text())
+    assert 0.0 <= check["agreement"] <= 1.0 and check["threshold"] == 0.995
+    keys = [json.loads(str(np.load(p)["key"])) for p in (tmp_path / "cache/logits").glob("*.npz")]
+    modes = {key["data"]: key["pass"] for key in keys}
+    assert modes[prepared.dataset.validation.fingerprint] == "fp32"  # model selection always sees the exact teacher
+    expected = "int8" if check["agreement"] >= 0.995 else "fp32"
+    assert modes[prepared.dataset.test.fingerprint] == expected
+    assert logits["test"].shape == (len(prepared.dataset.test), 2)

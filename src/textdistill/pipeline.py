@@ -175,8 +175,10 @@ def logits_stage(config: Config, prepared: Prepared, model_dir: Path | None) -> 
     checkpoint = checkpoint_hash(model_dir)
     result: dict[str, np.ndarray] = {}
     models: dict[str, Any] = {}
-    for split, data in prepared.dataset.splits().items():
-        mode = _logit_mode(config, prepared, model_dir, models, split)
+    splits = prepared.dataset.splits()
+    for split in ["validation", *(name for name in splits if name != "validation")]:  # validation first: see below
+        data = splits[split]
+        mode = _logit_mode(config, prepared, model_dir, models, split, result.get("validation"))
         key = logits_key(config, prepared, checkpoint, split) | {"pass": mode}
         path = prepared.cache.path("logits", key, ".npz")
         if path.is_file():
@@ -185,7 +187,7 @@ def logits_stage(config: Config, prepared: Prepared, model_dir: Path | None) -> 
             continue
         result[split] = _compute_logits(config, prepared, _model_for(mode, model_dir, models), split)
         _write_logits(path, result[split], data.ids, key)
-    return result
+    return {name: result[name] for name in splits}
 
 
 def _model_for(mode: str, model_dir: Path, models: dict[str, Any]):
@@ -200,16 +202,19 @@ def _model_for(mode: str, model_dir: Path, models: dict[str, Any]):
     return models[mode]
 
 
-def _logit_mode(config: Config, prepared: Prepared, model_dir: Path, models: dict[str, Any], split: str) -> str:
-    """``fp32``, or ``int8`` for non-validation splits when the int8 teacher agrees with fp32 on >= 99.5% of
-    the validation split (validation itself is always fp32, so model selection sees the exact teacher)."""
+def _logit_mode(
+    config: Config, prepared: Prepared, model_dir: Path, models: dict[str, Any], split: str, exact: np.ndarray | None
+) -> str:
+    """``fp32``, or ``int8`` for non-validation splits when the int8 teacher agrees with the fp32 validation
+    logits ``exact`` on >= 99.5% of reviews (validation itself is always fp32: model selection sees the exact
+    teacher)."""
     if not config.teacher.int8_logit_pass or split == "validation" or torch.cuda.is_available():
         return "fp32"
+    assert exact is not None
     check_path = model_dir / "int8_logit_check.json"
     if not check_path.is_file():
         inputs = teacher_inputs(config, prepared, "validation")
         pad = prepared.tokenizer.pad_token_id
-        exact = _compute_logits(config, prepared, _model_for("fp32", model_dir, models), "validation")
         started = time.perf_counter()
         from textdistill.teacher import predict_logits
 
