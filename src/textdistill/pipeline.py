@@ -599,6 +599,8 @@ def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries
         planned.append((BenchEntry(summary["tag"], student.model, path=directory / "model.safetensors"), lengths))
         if summary["tag"] not in compressed["students"]:
             continue
+        if summary is summaries[0]:
+            planned += [(entry, lengths) for entry in _pruned_entries(summary["tag"], student.model)]
         int8 = compress_embedding(quantize_dynamic_int8(student.model), config.compress.embedding_dtype)
         int8_file = Path(config.out_dir) / "compress" / summary["tag"] / "model.int8.pt"
         planned.append((BenchEntry(f"{summary['tag']} int8", int8, path=int8_file), lengths))
@@ -648,6 +650,23 @@ def run(config: Config) -> dict[str, Any]:
     _write_run_report(config, prepared, metrics, logits)
     logger.info("run finished in %.0f s: %s", metrics["wall_seconds"], out / "results.md")
     return metrics
+
+
+def _pruned_entries(tag: str, model) -> list:
+    """The main student pruned by half: L1 unstructured (same dense shapes) and structured (a smaller dense model)."""
+    import copy
+
+    from textdistill.bench import BenchEntry
+    from textdistill.compress import l1_unstructured_prune, structured_prune
+
+    unstructured = copy.deepcopy(model)
+    l1_unstructured_prune(unstructured, 0.5)
+    entries = [BenchEntry(f"{tag} 50% L1 unstructured", unstructured, note="zeros in dense tensors")]
+    try:
+        entries.append(BenchEntry(f"{tag} 50% structured", structured_prune(model, 0.5), note="smaller dense model"))
+    except (TypeError, ValueError, NotImplementedError) as error:
+        logger.info("no structured pruning for %s: %s", tag, error)
+    return entries
 
 
 def _cached_bench(config: Config, prepared: Prepared, teacher_model_dir, summaries, compressed):
