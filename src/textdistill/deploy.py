@@ -9,14 +9,17 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from textdistill.cache import digest
 from textdistill.config import Config
 from textdistill.metrics import agreement, classification_metrics
+from textdistill.pipeline import Prepared, student_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -116,3 +119,115 @@ def evaluate_variants(variants: dict[str, Any], sequences, labels, teacher, pad_
 def write_json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, indent=2, default=str), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stages of a run
+
+
+def best_student(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best student by validation accuracy (never by test)."""
+    return max(summaries, key=lambda s: s["training"]["best_val_accuracy"] or 0.0)
+
+
+def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], best: dict[str, Any], logits):
+    """Pruning sweep of the main student (validation), and int8/ONNX versions of the main and best students."""
+    from textdistill.students.hub import Student
+
+    out = Path(config.out_dir) / "compress"
+    path = out / "compress.json"
+    key = digest({"main": main["key"], "best": best["key"], "compress": asdict(config.compress)})
+    if path.is_file() and json.loads(path.read_text()).get("key") == key:
+        logger.info("compress: reusing %s", path)
+        return json.loads(path.read_text())
+    pad = prepared.tokenizer.pad_token_id
+    main_student = Student.from_pretrained(main["model_dir"])
+    length = main["student_config"]["max_length"]
+    validation = student_inputs(config, prepared, "validation", length)
+    sweep = pruning_sweep(
+        main_student.model, validation, prepared.dataset.validation.labels, config.compress.sparsities, pad
+    )
+    result: dict[str, Any] = {"key": key, "sweep": sweep, "students": {}}
+    for summary in {main["tag"]: main, best["tag"]: best}.values():
+        made = deployables(config, Path(summary["model_dir"]), out / summary["tag"])
+        test = student_inputs(config, prepared, "test", summary["student_config"]["max_length"])
+        teacher = None if logits is None else logits["test"]
+        scores = evaluate_variants(
+            made["models"], test, prepared.dataset.test.labels, teacher, pad, Path(summary["model_dir"])
+        )
+        result["students"][summary["tag"]] = {"scores": scores, "onnx_parity": made["onnx_parity_max_abs_diff"]}
+    write_json(path, result)
+    return result
+
+
+def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries, compressed) -> list[dict[str, Any]]:
+    """Teacher, students and compressed students measured side by side in one process."""
+    from textdistill.bench import BenchEntry, bench_models
+    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME, compress_embedding, quantize_dynamic_int8
+    from textdistill.students.hub import Student
+
+    def own_length(summary: dict[str, Any]) -> int:
+        return summary["student_config"]["max_length"] or config.tokens.student_max_length
+
+    teacher_length = config.tokens.teacher_max_length
+    planned: list[tuple[BenchEntry, list[int]]] = []
+    if teacher_model_dir is not None:
+        from textdistill.teacher import load_teacher
+
+        teacher = BenchEntry("teacher", load_teacher(teacher_model_dir, "cpu"), path=teacher_model_dir)
+        planned.append((teacher, sorted({teacher_length, own_length(best_student(summaries))})))
+    for summary in summaries:
+        directory = Path(summary["model_dir"])
+        lengths = sorted({own_length(summary), teacher_length})
+        student = Student.from_pretrained(directory)
+        planned.append((BenchEntry(summary["tag"], student.model, path=directory / "model.safetensors"), lengths))
+        if summary["tag"] not in compressed["students"]:
+            continue
+        if summary is summaries[0]:
+            planned += [(entry, lengths) for entry in _pruned_entries(summary["tag"], student.model)]
+        int8 = compress_embedding(quantize_dynamic_int8(student.model), config.compress.embedding_dtype)
+        int8_file = Path(config.out_dir) / "compress" / summary["tag"] / "model.int8.pt"
+        planned.append((BenchEntry(f"{summary['tag']} int8", int8, path=int8_file), lengths))
+        for suffix, file in (("onnx", ONNX_NAME), ("onnx int8", ONNX_INT8_NAME)):
+            if (directory / file).is_file():
+                planned.append((BenchEntry(f"{summary['tag']} {suffix}", directory / file), lengths))
+    longest = max(length for _, lengths in planned for length in lengths)
+    reviews = student_inputs(config, prepared, "test", longest)[:256]
+    pad = prepared.tokenizer.pad_token_id
+    rows = []
+    for entry, lengths in planned:
+        rows += bench_models([entry], config.bench, lengths, reviews, pad_id=pad)
+    return rows
+
+
+def _pruned_entries(tag: str, model) -> list:
+    """The main student pruned by half: L1 unstructured (same dense shapes) and structured (a smaller dense model)."""
+    from textdistill.bench import BenchEntry
+    from textdistill.compress import l1_unstructured_prune, structured_prune
+
+    unstructured = copy.deepcopy(model)
+    l1_unstructured_prune(unstructured, 0.5)
+    entries = [BenchEntry(f"{tag} 50% L1 unstructured", unstructured, note="zeros in dense tensors")]
+    try:
+        entries.append(BenchEntry(f"{tag} 50% structured", structured_prune(model, 0.5), note="smaller dense model"))
+    except (TypeError, ValueError, NotImplementedError) as error:
+        logger.info("no structured pruning for %s: %s", tag, error)
+    return entries
+
+
+def cached_bench(config: Config, prepared: Prepared, teacher_model_dir, summaries, compressed):
+    path = Path(config.out_dir) / "bench.json"
+    key = digest(
+        {
+            "students": [s["key"] for s in summaries],
+            "compress": compressed["key"],
+            "teacher": str(teacher_model_dir),
+            "bench": asdict(config.bench),
+        }
+    )
+    if path.is_file() and json.loads(path.read_text()).get("key") == key:
+        logger.info("bench: reusing %s", path)
+        return json.loads(path.read_text())["rows"]
+    rows = bench_stage(config, prepared, teacher_model_dir, summaries, compressed)
+    prepared.cache.write_json(path, {"key": key, "rows": rows})
+    return rows

@@ -305,10 +305,6 @@ def export_logits(
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def teacher_agreement(logits: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> dict[str, float]:
-    return {split: agreement(logits[split], other[split]) for split in logits if split in other}
-
-
 def evaluate_teacher(prepared: Prepared, model_dir: Path, logits: dict[str, np.ndarray]) -> dict[str, Any]:
     """Validation and test metrics of the teacher from its cached logits, written next to the model."""
     from textdistill.teacher import write_model_card
@@ -540,82 +536,6 @@ def distill(config: Config, prepared: Prepared | None = None, only: list[str] | 
     return [student_stage(config, prepared, plan, logits, embedding) for plan in plans]
 
 
-def _student_choice(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The best student by validation accuracy (never by test)."""
-    return max(summaries, key=lambda s: s["training"]["best_val_accuracy"] or 0.0)
-
-
-def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], best: dict[str, Any], logits):
-    """Pruning sweep of the main student (validation), and int8/ONNX versions of the main and best students."""
-    from textdistill import deploy
-    from textdistill.students.hub import Student
-
-    out = Path(config.out_dir) / "compress"
-    path = out / "compress.json"
-    key = digest({"main": main["key"], "best": best["key"], "compress": asdict(config.compress)})
-    if path.is_file() and json.loads(path.read_text()).get("key") == key:
-        logger.info("compress: reusing %s", path)
-        return json.loads(path.read_text())
-    pad = prepared.tokenizer.pad_token_id
-    main_student = Student.from_pretrained(main["model_dir"])
-    length = main["student_config"]["max_length"]
-    validation = student_inputs(config, prepared, "validation", length)
-    sweep = deploy.pruning_sweep(
-        main_student.model, validation, prepared.dataset.validation.labels, config.compress.sparsities, pad
-    )
-    result: dict[str, Any] = {"key": key, "sweep": sweep, "students": {}}
-    for summary in {main["tag"]: main, best["tag"]: best}.values():
-        made = deploy.deployables(config, Path(summary["model_dir"]), out / summary["tag"])
-        test = student_inputs(config, prepared, "test", summary["student_config"]["max_length"])
-        teacher = None if logits is None else logits["test"]
-        scores = deploy.evaluate_variants(
-            made["models"], test, prepared.dataset.test.labels, teacher, pad, Path(summary["model_dir"])
-        )
-        result["students"][summary["tag"]] = {"scores": scores, "onnx_parity": made["onnx_parity_max_abs_diff"]}
-    deploy.write_json(path, result)
-    return result
-
-
-def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries, compressed) -> list[dict[str, Any]]:
-    """Teacher, students and compressed students measured side by side in one process."""
-    from textdistill.bench import BenchEntry, bench_models
-    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME, compress_embedding, quantize_dynamic_int8
-    from textdistill.students.hub import Student
-
-    def own_length(summary: dict[str, Any]) -> int:
-        return summary["student_config"]["max_length"] or config.tokens.student_max_length
-
-    teacher_length = config.tokens.teacher_max_length
-    planned: list[tuple[BenchEntry, list[int]]] = []
-    if teacher_model_dir is not None:
-        from textdistill.teacher import load_teacher
-
-        teacher = BenchEntry("teacher", load_teacher(teacher_model_dir, "cpu"), path=teacher_model_dir)
-        planned.append((teacher, sorted({teacher_length, own_length(_student_choice(summaries))})))
-    for summary in summaries:
-        directory = Path(summary["model_dir"])
-        lengths = sorted({own_length(summary), teacher_length})
-        student = Student.from_pretrained(directory)
-        planned.append((BenchEntry(summary["tag"], student.model, path=directory / "model.safetensors"), lengths))
-        if summary["tag"] not in compressed["students"]:
-            continue
-        if summary is summaries[0]:
-            planned += [(entry, lengths) for entry in _pruned_entries(summary["tag"], student.model)]
-        int8 = compress_embedding(quantize_dynamic_int8(student.model), config.compress.embedding_dtype)
-        int8_file = Path(config.out_dir) / "compress" / summary["tag"] / "model.int8.pt"
-        planned.append((BenchEntry(f"{summary['tag']} int8", int8, path=int8_file), lengths))
-        for suffix, file in (("onnx", ONNX_NAME), ("onnx int8", ONNX_INT8_NAME)):
-            if (directory / file).is_file():
-                planned.append((BenchEntry(f"{summary['tag']} {suffix}", directory / file), lengths))
-    longest = max(length for _, lengths in planned for length in lengths)
-    reviews = student_inputs(config, prepared, "test", longest)[:256]
-    pad = prepared.tokenizer.pad_token_id
-    rows = []
-    for entry, lengths in planned:
-        rows += bench_models([entry], config.bench, lengths, reviews, pad_id=pad)
-    return rows
-
-
 # ---------------------------------------------------------------------------------------------------
 # The whole run and its report
 
@@ -623,6 +543,8 @@ def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries
 def run(config: Config) -> dict[str, Any]:
     """data → embeddings → teacher → logits → students → compression → benchmark → report, each stage cached."""
     from textdistill.config import dump_config
+    from textdistill.deploy import best_student, cached_bench, compress_stage
+    from textdistill.report import write_run_report
 
     started = time.perf_counter()
     out = Path(config.out_dir)
@@ -636,9 +558,9 @@ def run(config: Config) -> dict[str, Any]:
         teacher_model_dir, logits = teacher_logits_for(config, prepared)
     embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
     summaries = [student_stage(config, prepared, plan, logits, embedding) for plan in plans]
-    best = _student_choice(summaries)
+    best = best_student(summaries)
     compressed = compress_stage(config, prepared, summaries[0], best, logits)
-    bench = _cached_bench(config, prepared, teacher_model_dir, summaries, compressed)
+    bench = cached_bench(config, prepared, teacher_model_dir, summaries, compressed)
     metrics = {
         "students": summaries,
         "best_student": best["tag"],
@@ -647,154 +569,12 @@ def run(config: Config) -> dict[str, Any]:
         "teacher": _teacher_summary(teacher_model_dir),
         "wall_seconds": time.perf_counter() - started,
     }
-    _write_run_report(config, prepared, metrics, logits)
+    write_run_report(config, prepared.dataset.label_names, metrics)
     logger.info("run finished in %.0f s: %s", metrics["wall_seconds"], out / "results.md")
     return metrics
-
-
-def _pruned_entries(tag: str, model) -> list:
-    """The main student pruned by half: L1 unstructured (same dense shapes) and structured (a smaller dense model)."""
-    import copy
-
-    from textdistill.bench import BenchEntry
-    from textdistill.compress import l1_unstructured_prune, structured_prune
-
-    unstructured = copy.deepcopy(model)
-    l1_unstructured_prune(unstructured, 0.5)
-    entries = [BenchEntry(f"{tag} 50% L1 unstructured", unstructured, note="zeros in dense tensors")]
-    try:
-        entries.append(BenchEntry(f"{tag} 50% structured", structured_prune(model, 0.5), note="smaller dense model"))
-    except (TypeError, ValueError, NotImplementedError) as error:
-        logger.info("no structured pruning for %s: %s", tag, error)
-    return entries
-
-
-def _cached_bench(config: Config, prepared: Prepared, teacher_model_dir, summaries, compressed):
-    path = Path(config.out_dir) / "bench.json"
-    key = digest(
-        {
-            "students": [s["key"] for s in summaries],
-            "compress": compressed["key"],
-            "teacher": str(teacher_model_dir),
-            "bench": asdict(config.bench),
-        }
-    )
-    if path.is_file() and json.loads(path.read_text()).get("key") == key:
-        logger.info("bench: reusing %s", path)
-        return json.loads(path.read_text())["rows"]
-    rows = bench_stage(config, prepared, teacher_model_dir, summaries, compressed)
-    prepared.cache.write_json(path, {"key": key, "rows": rows})
-    return rows
 
 
 def _teacher_summary(model_dir: Path | None) -> dict[str, Any] | None:
     if model_dir is None or not (model_dir / "metrics.json").is_file():
         return None
     return json.loads((model_dir / "metrics.json").read_text())
-
-
-def _bench_pick(bench: list[dict[str, Any]], model: str, length: int, single_thread: bool) -> dict[str, Any]:
-    from textdistill.bench import all_cores
-
-    threads = 1 if single_thread else all_cores()
-    for row in bench:
-        if row["model"] == model and row["length"] == length and row["device"] == "cpu" and row["threads"] == threads:
-            return row
-    return {}
-
-
-def _report_rows(config: Config, metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """One results-table row per model: test quality and efficiency at the model's own input length."""
-    rows = []
-    teacher = metrics["teacher"]
-    if teacher:
-        rows.append(
-            _row(
-                metrics["bench"],
-                "teacher",
-                config.tokens.teacher_max_length,
-                teacher["test_metrics"]["accuracy"],
-                teacher["test_metrics"]["f1_macro"],
-                None,
-            )
-        )
-    for summary in metrics["students"]:
-        length = summary["student_config"]["max_length"] or config.tokens.student_max_length
-        test = summary["test"]
-        rows.append(
-            _row(metrics["bench"], summary["tag"], length, test["accuracy"], test["macro_f1"], test.get("agreement"))
-        )
-        scores = metrics["compress"]["students"].get(summary["tag"], {}).get("scores", {})
-        for variant, name in (("int8", "int8"), ("onnx", "onnx"), ("onnx-int8", "onnx int8")):
-            if variant in scores:
-                s = scores[variant]
-                rows.append(
-                    _row(
-                        metrics["bench"],
-                        f"{summary['tag']} {name}",
-                        length,
-                        s["accuracy"],
-                        s["f1"],
-                        s.get("agreement"),
-                    )
-                )
-    return rows
-
-
-def _row(bench, model: str, length: int, accuracy, f1, agreement_value) -> dict[str, Any]:
-    single, multi = _bench_pick(bench, model, length, True), _bench_pick(bench, model, length, False)
-    return {
-        "model": f"{model} ({length} tokens)",
-        "accuracy": accuracy,
-        "f1": f1,
-        "agreement": agreement_value,
-        "parameters": single.get("parameters"),
-        "nonzero_parameters": single.get("nonzero_parameters"),
-        "bytes": single.get("bytes"),
-        "latency_ms": single.get("latency_ms_p50"),
-        "throughput": multi.get("throughput_per_s"),
-    }
-
-
-def _learning_curves(metrics: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
-    curves = {}
-    teacher = metrics["teacher"] or {}
-    evals = [h for h in teacher.get("log_history", []) if "eval_loss" in h]
-    if evals:
-        curves["teacher"] = [
-            {"epoch": h["epoch"], "val_loss": h["eval_loss"], "val_accuracy": h.get("eval_accuracy")} for h in evals
-        ]
-    for summary in metrics["students"]:
-        curves[summary["tag"]] = summary["training"]["history"]
-    return curves
-
-
-def _write_run_report(config: Config, prepared: Prepared, metrics: dict[str, Any], logits) -> None:
-    from textdistill.report import write_report
-
-    best = next(s for s in metrics["students"] if s["tag"] == metrics["best_student"])
-    labels = prepared.dataset.test.labels
-    confusions = {}
-    if logits is not None:
-        confusions["teacher"] = classification_metrics(
-            labels, logits["test"].argmax(-1), len(prepared.dataset.label_names)
-        )["confusion_matrix"]
-    confusions[f"student: {best['tag']}"] = best["test"]["confusion_matrix"]
-    rows = _report_rows(config, metrics)
-    notes = [
-        f"best student by validation accuracy: {best['tag']}",
-        "latency: batch 1, 1 thread, median of the configured runs; throughput: batch "
-        f"{config.bench.batch_size}, all cores; each model at its own input length",
-        "unstructured pruning leaves dense kernels as slow as before (see bench.json); speed comes from "
-        "smaller dense models, int8 kernels and ONNX Runtime",
-    ]
-    write_report(
-        Path(config.out_dir),
-        rows,
-        _learning_curves(metrics),
-        metrics["compress"]["sweep"],
-        confusions,
-        prepared.dataset.label_names,
-        metrics,
-        notes,
-    )

@@ -152,3 +152,110 @@ def write_report(
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str), encoding="utf-8")
     paths["results"] = out_dir / "results.md"
     return paths
+
+
+# ---------------------------------------------------------------------------------------------------
+# A whole run's report
+
+
+def _bench_pick(bench: list[dict[str, Any]], model: str, length: int, single_thread: bool) -> dict[str, Any]:
+    from textdistill.bench import all_cores
+
+    threads = 1 if single_thread else all_cores()
+    for row in bench:
+        if row["model"] == model and row["length"] == length and row["device"] == "cpu" and row["threads"] == threads:
+            return row
+    return {}
+
+
+def _report_rows(config: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One results-table row per model: test quality and efficiency at the model's own input length."""
+    rows = []
+    teacher = metrics["teacher"]
+    if teacher:
+        rows.append(
+            _row(
+                metrics["bench"],
+                "teacher",
+                config.tokens.teacher_max_length,
+                teacher["test_metrics"]["accuracy"],
+                teacher["test_metrics"]["f1_macro"],
+                None,
+            )
+        )
+    for summary in metrics["students"]:
+        length = summary["student_config"]["max_length"] or config.tokens.student_max_length
+        test = summary["test"]
+        rows.append(
+            _row(metrics["bench"], summary["tag"], length, test["accuracy"], test["macro_f1"], test.get("agreement"))
+        )
+        scores = metrics["compress"]["students"].get(summary["tag"], {}).get("scores", {})
+        for variant, name in (("int8", "int8"), ("onnx", "onnx"), ("onnx-int8", "onnx int8")):
+            if variant in scores:
+                s = scores[variant]
+                rows.append(
+                    _row(
+                        metrics["bench"],
+                        f"{summary['tag']} {name}",
+                        length,
+                        s["accuracy"],
+                        s["f1"],
+                        s.get("agreement"),
+                    )
+                )
+    return rows
+
+
+def _row(bench, model: str, length: int, accuracy, f1, agreement_value) -> dict[str, Any]:
+    single, multi = _bench_pick(bench, model, length, True), _bench_pick(bench, model, length, False)
+    return {
+        "model": f"{model} ({length} tokens)",
+        "accuracy": accuracy,
+        "f1": f1,
+        "agreement": agreement_value,
+        "parameters": single.get("parameters"),
+        "nonzero_parameters": single.get("nonzero_parameters"),
+        "bytes": single.get("bytes"),
+        "latency_ms": single.get("latency_ms_p50"),
+        "throughput": multi.get("throughput_per_s"),
+    }
+
+
+def _learning_curves(metrics: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
+    curves = {}
+    teacher = metrics["teacher"] or {}
+    evals = [h for h in teacher.get("log_history", []) if "eval_loss" in h]
+    if evals:
+        curves["teacher"] = [
+            {"epoch": h["epoch"], "val_loss": h["eval_loss"], "val_accuracy": h.get("eval_accuracy")} for h in evals
+        ]
+    for summary in metrics["students"]:
+        curves[summary["tag"]] = summary["training"]["history"]
+    return curves
+
+
+def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any]) -> None:
+    """results.md, metrics.json and the plots of a whole run (``config``: its Config), from its metrics alone."""
+    best = next(s for s in metrics["students"] if s["tag"] == metrics["best_student"])
+    confusions = {}
+    if metrics["teacher"]:
+        confusions["teacher"] = metrics["teacher"]["test_metrics"]["confusion_matrix"]
+    confusions[f"student: {best['tag']}"] = best["test"]["confusion_matrix"]
+    rows = _report_rows(config, metrics)
+    notes = [
+        f"best student by validation accuracy: {best['tag']}",
+        "latency: batch 1, 1 thread, median of the configured runs; throughput: batch "
+        f"{config.bench.batch_size}, all cores; each model at its own input length",
+        "unstructured pruning leaves dense kernels as slow as before (see bench.json); speed comes from "
+        "smaller dense models, int8 kernels and ONNX Runtime",
+    ]
+    write_report(
+        Path(config.out_dir),
+        rows,
+        _learning_curves(metrics),
+        metrics["compress"]["sweep"],
+        confusions,
+        label_names,
+        metrics,
+        notes,
+    )
