@@ -1,0 +1,90 @@
+"""`textdistill run` end to end on the built-in toy data: every artifact, and a second run that does no work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from textdistill.config import load_config
+from textdistill.pipeline import run
+
+TINY_RUN = {
+    "data.path": "builtin:toy-reviews",
+    "data.max_train": "120",
+    "data.max_test": "60",
+    "data.max_unlabelled": "40",
+    "teacher.model": "builtin:tiny-bert",
+    "teacher.epochs": "1",
+    "teacher.batch_size": "16",
+    "tokens.teacher_max_length": "32",
+    "tokens.student_max_length": "48",
+    "embeddings.vector_size": "16",
+    "embeddings.epochs": "1",
+    "embeddings.workers": "1",
+    "student.arch": "{hidden_size: 8, num_layers: 1, attention_dim: 8}",
+    "students": "[{tag: bag, student: {name: ngram-bag, arch: {bigram_buckets: 64}}}]",
+    "distill.epochs": "1",
+    "distill.batch_size": "16",
+    "compress.sparsities": "[0.5]",
+    "bench.runs": "2",
+    "bench.warmup": "1",
+    "bench.batch_size": "4",
+    "bench.threads": "[1]",
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    overrides = {**TINY_RUN, "out_dir": str(root / "run"), "cache_dir": str(root / "cache")}
+    config = load_config(None, [f"{k}={v}" for k, v in overrides.items()])
+    return config, run(config)
+
+
+def test_run_writes_every_artifact(finished_run):
+    config, metrics = finished_run
+    out = config.out_dir
+    for name in (
+        "config.yaml",
+        "data.json",
+        "metrics.json",
+        "results.md",
+        "bench.json",
+        "learning_curves.png",
+        "accuracy_vs_latency.png",
+        "accuracy_vs_size.png",
+        "accuracy_vs_sparsity.png",
+        "confusion_matrices.png",
+    ):
+        assert Path(out, name).is_file(), name
+    assert [s["tag"] for s in metrics["students"]] == ["rnn-attention", "bag"]
+    for summary in metrics["students"]:
+        assert (Path(summary["model_dir"]) / "README.md").is_file()  # model card
+    results = (Path(out) / "results.md").read_text()
+    assert "teacher (32 tokens)" in results and "rnn-attention onnx int8" in results
+    assert {row["method"] for row in metrics["compress"]["sweep"]} == {
+        "L1 unstructured (global)",
+        "structured (smaller dense model)",
+    }
+
+
+def test_second_run_does_no_work(finished_run, monkeypatch):
+    config, first = finished_run
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a finished run must not train, predict with the teacher or benchmark again")
+
+    for target in (
+        "textdistill.teacher.fine_tune",
+        "textdistill.teacher.load_teacher",
+        "textdistill.train.train_student",
+        "textdistill.deploy.pruning_sweep",
+        "textdistill.bench.bench_models",
+        "textdistill.embeddings.train_word2vec",
+    ):
+        monkeypatch.setattr(target, forbidden)
+    second = run(config)
+    assert json.dumps(second["students"], sort_keys=True) == json.dumps(first["students"], sort_keys=True)
+    assert second["bench"] == first["bench"]
