@@ -92,7 +92,11 @@ def plot_sparsity(sweep: list[dict[str, Any]], path: Path) -> Path:
     for method in sorted({row["method"] for row in sweep}):
         points = sorted((r["sparsity"], r["accuracy"]) for r in sweep if r["method"] == method)
         axis.plot([100 * p[0] for p in points], [p[1] for p in points], marker="o", label=method)
-    axis.set(xlabel="weights pruned (%)", ylabel="accuracy", title="Accuracy vs pruning")
+    axis.set(
+        xlabel="pruned (%): weights for L1, hidden units / filters for structured",
+        ylabel="validation accuracy",
+        title="Accuracy vs pruning",
+    )
     axis.grid(alpha=0.3)
     axis.legend()
     return _save(figure, path)
@@ -143,7 +147,7 @@ def write_report(
         paths["accuracy_vs_sparsity"] = plot_sparsity(sweep, out_dir / "accuracy_vs_sparsity.png")
     lines = ["# textdistill run results", "", results_table(rows), ""]
     if sweep:
-        lines += ["## Pruning sweep", "", "| method | pruned | accuracy |", "| --- | --- | --- |"]
+        lines += ["## Pruning sweep (validation split)", "", "| method | pruned | accuracy |", "| --- | --- | --- |"]
         lines += [f"| {r['method']} | {100 * r['sparsity']:.0f}% | {r['accuracy']:.4f} |" for r in sweep]
         lines.append("")
     lines += [f"- {note}" for note in notes or []]
