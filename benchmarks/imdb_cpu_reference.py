@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--teacher", default="../shared/models/all-minilm-l6-v2")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = [f"data.path={args.data}", f"teacher.model={args.teacher}", *args.overrides]
     config = load_config(args.config, overrides)
     started = time.perf_counter()

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from textdistill.cache import digest
 from textdistill.config import Config
@@ -88,8 +87,6 @@ def deployables(config: Config, student_dir: Path, out_dir: Path) -> dict[str, A
     models: dict[str, Any] = {"float": student.model}
     if config.compress.quantize:
         models["int8"] = compress_embedding(quantize_dynamic_int8(student.model), config.compress.embedding_dtype)
-        int8_path = out_dir / "model.int8.pt"
-        torch.save(models["int8"].state_dict(), int8_path)  # size on disk only; the shareable int8 file is ONNX
     parity = None
     if config.compress.export_onnx:
         max_length = student.config["tokenization"]["max_length"]
@@ -188,8 +185,8 @@ def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries
         if summary is summaries[0]:
             planned += [(entry, lengths) for entry in _pruned_entries(summary["tag"], student.model)]
         int8 = compress_embedding(quantize_dynamic_int8(student.model), config.compress.embedding_dtype)
-        int8_file = Path(config.out_dir) / "compress" / summary["tag"] / "model.int8.pt"
-        planned.append((BenchEntry(f"{summary['tag']} int8", int8, path=int8_file), lengths))
+        # no file: bench measures the serialized state dict in memory (the shareable int8 artifact is ONNX)
+        planned.append((BenchEntry(f"{summary['tag']} int8", int8), lengths))
         for suffix, file in (("onnx", ONNX_NAME), ("onnx int8", ONNX_INT8_NAME)):
             if (directory / file).is_file():
                 planned.append((BenchEntry(f"{summary['tag']} {suffix}", directory / file), lengths))
