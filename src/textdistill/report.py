@@ -52,19 +52,18 @@ def _save(figure, path: Path) -> Path:
 
 def plot_learning_curves(curves: dict[str, list[dict[str, float]]], path: Path) -> Path:
     """Validation accuracy and loss by epoch for each model (teacher and students)."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, history in curves.items():
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    colors = plt.cm.tab20(np.linspace(0, 1, 20))
+    for index, (name, history) in enumerate(curves.items()):
         epochs = [h["epoch"] for h in history]
-        if any("val_accuracy" in h for h in history):
-            left.plot(epochs, [h.get("val_accuracy", np.nan) for h in history], marker="o", label=name)
-        right.plot(epochs, [h.get("val_loss", np.nan) for h in history], marker="o", label=f"{name} (validation)")
-        if any("train_loss" in h for h in history):
-            right.plot(epochs, [h.get("train_loss", np.nan) for h in history], ls="--", label=f"{name} (train)")
+        color = colors[(2 * index) % 20 + (2 * index) // 20]
+        left.plot(epochs, [h.get("val_accuracy", np.nan) for h in history], marker="o", color=color, label=name)
+        right.plot(epochs, [h.get("val_loss", np.nan) for h in history], marker="o", color=color, label=name)
     left.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
-    right.set(xlabel="epoch", ylabel="loss (each model's own objective)", title="Loss")
+    right.set(xlabel="epoch", ylabel="validation loss (each model's own objective)", title="Validation loss")
     for axis in (left, right):
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+    right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _save(figure, path)
 
 
