@@ -170,7 +170,7 @@ def finetune_after_pruning(
 ) -> TrainResult:
     """Briefly fine-tune a pruned ``model`` under the distillation loss with ``train.train_student``.
 
-    ``epochs`` (e.g. ``CompressConfig.finetune_epochs``) overrides ``config.epochs``. With ``keep_zeros`` (for
+    ``epochs`` overrides ``config.epochs``. With ``keep_zeros`` (for
     unstructured pruning) the weights that are zero now stay exactly zero: their gradients are masked during
     training (with AdamW a zero weight with zero gradient never moves, decoupled weight decay included) and
     the masks are applied once more at the end. Gradient masks are used rather than ``torch.nn.utils.prune``'s

@@ -173,7 +173,6 @@ class CompressConfig:
     """Pruning, quantization and export of the trained student."""
 
     sparsities: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.5, 0.7, 0.9])  # pruning amounts swept
-    finetune_epochs: int = 1  # distillation fine-tuning epochs after pruning (0: none)
     quantize: bool = True  # int8 dynamic quantization of LSTM/Linear layers
     embedding_dtype: str = "int8"  # int8 or float16 weights for the embedding table
     export_onnx: bool = True  # export to ONNX and check parity with ONNX Runtime
