@@ -211,6 +211,13 @@ def parameter_groups(model, body_lr: float, head_lr: float, weight_decay: float)
     ]
 
 
+def best_evaluation(log_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The validation metrics of the best checkpoint (the one ``load_best_model_at_end`` restores), read from the
+    Trainer's log rather than paying for another pass over the validation split."""
+    evaluations = [entry for entry in log_history if "eval_accuracy" in entry]
+    return max(evaluations, key=lambda entry: entry["eval_accuracy"])
+
+
 def _accuracy_metrics(prediction) -> dict[str, float]:
     logits, labels = prediction
     metrics = classification_metrics(np.asarray(labels), np.asarray(logits).argmax(-1))
@@ -249,7 +256,7 @@ def fine_tune(
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
-    validation_metrics = trainer.evaluate()
+    validation_metrics = best_evaluation(trainer.state.log_history)
     if trainer.is_world_process_zero():
         model_dir = out_dir / "model"
         trainer.save_model(str(model_dir))
