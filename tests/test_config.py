@@ -232,8 +232,45 @@ def test_cli_config_show_defaults(capsys):
 
 
 @pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        ("data:\n\tpath: x\n", ["bad.yaml", "line 2, column 1", "'\\t'"]),
+        ("data:\n  path: [x\nstudent: {}\n", ["bad.yaml", "line 3", "flow sequence"]),
+        ("out_dir: 'unclosed\n", ["bad.yaml", "invalid YAML", "line"]),
+    ],
+)
+def test_malformed_yaml_names_file_line_and_column(tmp_path, text, pieces):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_yaml(tmp_path / "bad.yaml", text))
+    for piece in pieces:
+        assert piece in str(caught.value)
+
+
+def test_malformed_override_names_the_override():
+    with pytest.raises(ConfigError, match=r"--set distill\.lr=\[1: invalid YAML at line 1, column 3"):
+        load_config(None, ["distill.lr=[1"])
+
+
+def test_binary_config_file_is_named(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigError, match="model.bin: not UTF-8"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
     ("override", "pieces"),
-    [("data.pth=/x", ["data.pth", "valid keys", "path"]), ("teacher.batch_size=0", ["teacher.batch_size"])],
+    [
+        ("data.pth=/x", ["data.pth", "valid keys", "path"]),
+        ("teacher.batch_size=0", ["teacher.batch_size"]),
+        # checked against the student registry before any stage, so `config show` catches them too
+        ("student.name=lstm", ["unknown student 'lstm'", "rnn-attention", "cnn"]),
+        ("student.arch.hiden_size=3", ["student.arch.hiden_size", "valid keys", "hidden_size"]),
+        ("students=[{tag: b, student: {name: cnn, arch: {filters: 3}}}]", ["student 'b'", "arch.filters"]),
+        ("students=[{tag: b, student: cnn}]", ["students[0].student", "mapping"]),
+        ("students=[{tag: b, distill: {lr: 0}}]", ["students[0].distill", "lr"]),
+        ("student.arch.embedding_dim=64", ["embedding_dim=64", "embeddings.vector_size"]),
+    ],
 )
 def test_cli_config_show_bad_key_exits_2(capsys, caplog, override, pieces):
     with caplog.at_level(logging.ERROR, logger="textdistill"):

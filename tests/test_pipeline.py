@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from textdistill.config import load_config
-from textdistill.pipeline import run
+from textdistill import pipeline
+from textdistill.config import ConfigError, load_config
+from textdistill.pipeline import distill, run
 
 TINY_RUN = {
     "data.path": "builtin:toy-reviews",
@@ -88,3 +89,15 @@ def test_second_run_does_no_work(finished_run, monkeypatch):
     second = run(config)
     assert json.dumps(second["students"], sort_keys=True) == json.dumps(first["students"], sort_keys=True)
     assert second["bench"] == first["bench"]
+
+
+@pytest.mark.parametrize("stage", [run, distill])
+def test_a_bad_student_fails_before_any_stage(tmp_path, monkeypatch, stage):
+    def no_stage(*args, **kwargs):
+        raise AssertionError("a stage ran before the config was validated")
+
+    monkeypatch.setattr(pipeline, "prepare_data", no_stage)
+    overrides = {**TINY_RUN, "out_dir": str(tmp_path / "run"), "student.name": "lstm"}
+    with pytest.raises(ConfigError, match="unknown student 'lstm'"):
+        stage(load_config(None, [f"{k}={v}" for k, v in overrides.items()]))
+    assert not (tmp_path / "run").exists()

@@ -11,7 +11,14 @@ import torch
 from textdistill.config import DistillConfig
 from textdistill.students import build_student
 from textdistill.students.hub import read_weights
-from textdistill.train import DistillData, _Trainer, evaluate, prediction_metrics, train_student
+from textdistill.train import (
+    DistillData,
+    TrainingDiverged,
+    _Trainer,
+    evaluate,
+    prediction_metrics,
+    train_student,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -172,3 +179,19 @@ def test_distill_data_validates_alignment():
         DistillData([np.array([2, 3])], np.array([0]), np.zeros((2, 2)))
     both = DistillData.concatenate([toy_data(3, seed=0), toy_data(2, seed=1)])
     assert len(both) == 5 and both.teacher_logits is not None and both.teacher_logits.shape == (5, 2)
+
+
+def test_a_diverged_run_stops_at_once_and_says_so(toy, tmp_path):
+    train, validation = toy
+    with pytest.raises(TrainingDiverged, match=r"diverged.*lower distill\.lr"):
+        train_student(make_model(), train, validation, config(lr=1e9, warmup_ratio=0.0, grad_clip=0.0), tmp_path, PAD)
+    # stopped in the first epoch: no epoch was validated, no NaN weights were kept as "best"
+    assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "best.safetensors").exists()
+
+
+def test_non_finite_teacher_logits_are_rejected():
+    data = toy_data(8, seed=3)
+    logits = data.teacher_logits.copy()
+    logits[2, 1] = np.nan
+    with pytest.raises(ValueError, match="1 rows hold NaN"):
+        DistillData(data.sequences, data.labels, logits)

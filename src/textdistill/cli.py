@@ -25,7 +25,12 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace):
-    return load_config(args.config, args.overrides)
+    """The loaded config, fully validated (student names and arch keys too) before any stage runs."""
+    from textdistill.pipeline import validate_config
+
+    config = load_config(args.config, args.overrides)
+    validate_config(config)
+    return config
 
 
 def cmd_config_show(args: argparse.Namespace) -> None:

@@ -296,7 +296,20 @@ def apply_override(values: dict[str, Any], assignment: str) -> None:
             node[key] = {}
         node = node[key]
         _check(isinstance(node, dict), f"--set {dotted}: {key} is not a section")
-    node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    node[keys[-1]] = _parse_yaml(raw, f"--set {assignment}") if raw.strip() else ""
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load(text)``; a syntax error is a ConfigError naming ``source``, the line and the column."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        context = getattr(error, "context", None)
+        detail = f"{context}, {problem}" if context else problem
+        raise ConfigError(f"{source}: invalid YAML{where}: {detail}") from None
 
 
 def _expand_env(node: Any) -> Any:
@@ -320,13 +333,20 @@ def _substitute(text: str) -> str:
     return out + rest
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}): is this a YAML config?") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         _check(path.is_file(), f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = _parse_yaml(_read_text(path), str(path))
         _check(loaded is None or isinstance(loaded, dict), f"{path}: the top level must be a mapping")
         values = loaded or {}
     for assignment in overrides or []:

@@ -20,6 +20,7 @@ from textdistill.cache import ArtifactCache, digest
 from textdistill.config import Config, ConfigError, DistillConfig, StudentConfig, from_dict
 from textdistill.data import Dataset, load_dataset, save_label_mapping, stratified_sample
 from textdistill.metrics import agreement, classification_metrics
+from textdistill.students import build_arch
 from textdistill.tokens import (
     EncodedTexts,
     SpecialIds,
@@ -397,13 +398,34 @@ def student_plans(config: Config) -> list[StudentPlan]:
             raise ConfigError(
                 f"students[{index}]: keys must be tag, student, distill (tag required); got {sorted(entry)}"
             )
-        student = from_dict(StudentConfig, {**asdict(config.student), **entry.get("student", {})}, "student.")
-        distill = from_dict(DistillConfig, {**asdict(config.distill), **entry.get("distill", {})}, "distill.")
+        sections = {name: entry.get(name) or {} for name in ("student", "distill")}
+        for name, value in sections.items():
+            if not isinstance(value, dict):
+                raise ConfigError(f"students[{index}].{name}: expected a mapping of {name} keys, got {value!r}")
+        prefix = f"students[{index}]."
+        student = from_dict(StudentConfig, {**asdict(config.student), **sections["student"]}, prefix + "student.")
+        distill = from_dict(DistillConfig, {**asdict(config.distill), **sections["distill"]}, prefix + "distill.")
         plans.append(StudentPlan(str(entry["tag"]), student, distill))
     tags = [plan.tag for plan in plans]
     if len(set(tags)) != len(tags):
         raise ConfigError(f"student tags must be unique, got {tags}")
+    for plan in plans:
+        _check_arch(config, plan)
     return plans
+
+
+def _check_arch(config: Config, plan: StudentPlan) -> None:
+    """Validate a plan's student name and arch keys now, not after the data, teacher and logit stages."""
+    uses_word2vec = plan.student.use_word2vec and config.embeddings.enabled
+    try:
+        build_arch(plan.student.name, plan.student.arch, config.embeddings.vector_size if uses_word2vec else None)
+    except ValueError as error:
+        raise ConfigError(f"student {plan.tag!r}: {error}") from None
+
+
+def validate_config(config: Config) -> None:
+    """Checks that need the student registry (``load_config`` checks everything else): run before any stage."""
+    student_plans(config)
 
 
 def _distill_data(config: Config, prepared: Prepared, split: str, logits, max_length: int | None):
@@ -527,8 +549,8 @@ def teacher_logits_for(config: Config, prepared: Prepared) -> tuple[Path | None,
 
 def distill(config: Config, prepared: Prepared | None = None, only: list[str] | None = None) -> list[dict[str, Any]]:
     """Data, embeddings, teacher logits (when a student needs them) and every planned student (or ``only``)."""
-    prepared = prepared or prepare_data(config)
     plans = [plan for plan in student_plans(config) if not only or plan.tag in only]
+    prepared = prepared or prepare_data(config)
     if only and len(plans) != len(set(only)):
         raise ConfigError(f"--only {only}: known tags are {[plan.tag for plan in student_plans(config)]}")
     embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
@@ -547,12 +569,12 @@ def run(config: Config) -> dict[str, Any]:
     from textdistill.report import write_run_report
 
     started = time.perf_counter()
+    plans = student_plans(config)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_data(config)
     (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
     (out / "data.json").write_text(json.dumps(data_report(config, prepared), indent=2), encoding="utf-8")
-    plans = student_plans(config)
     teacher_model_dir, logits = (None, None)
     if any(plan.uses_teacher for plan in plans):
         teacher_model_dir, logits = teacher_logits_for(config, prepared)

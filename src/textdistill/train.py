@@ -64,6 +64,10 @@ METRICS_NAME = "metrics.jsonl"
 DONE_NAME = "done.json"
 
 
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: training stops at once instead of running on with NaN weights."""
+
+
 @dataclass
 class DistillData:
     """Training or evaluation examples, aligned row for row.
@@ -87,6 +91,9 @@ class DistillData:
                     f"teacher_logits must be (n, num_labels) with n={len(self.sequences)}, "
                     f"got {self.teacher_logits.shape}"
                 )
+            bad = int((~np.isfinite(self.teacher_logits).all(axis=1)).sum())
+            if bad:
+                raise ValueError(f"teacher_logits: {bad} rows hold NaN or infinite values")
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -352,6 +359,7 @@ class _Trainer:
         labels = torch.from_numpy(self.train.labels[indices])
         teacher = None if self.train.teacher_logits is None else torch.from_numpy(self.train.teacher_logits[indices])
         loss, parts = hybrid_loss(self.model(input_ids, attention_mask), teacher, labels, self.config)
+        self._stop_if_diverged(parts["total"], "training loss")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip > 0:
@@ -361,6 +369,17 @@ class _Trainer:
         self.optimizer.step()
         self.scheduler.step()
         return parts["total"]
+
+    def _stop_if_diverged(self, loss: float, what: str) -> None:
+        """Raise ``TrainingDiverged`` when ``loss`` is not finite (checked before the step that would spread NaN)."""
+        if math.isfinite(loss):
+            return
+        state = self.state
+        raise TrainingDiverged(
+            f"training diverged in {self.run_dir}: the {what} is {loss} at epoch {state.epoch + 1}, "
+            f"step {state.step_in_epoch + 1} (distill.lr={self.config.lr:g}); lower distill.lr "
+            f"(e.g. --set distill.lr={self.config.lr / 10:g}) or distill.grad_clip and run again"
+        )
 
     def _record_step(self, loss: float, batch_examples: int) -> None:
         state = self.state
@@ -396,6 +415,7 @@ class _Trainer:
         """Validate, update early stopping and the best weights, log, write metrics and a checkpoint."""
         state = self.state
         metrics = validation_metrics(self.model, self.validation, self.config, self.pad_id)
+        self._stop_if_diverged(metrics["val_loss"], "validation loss")
         state.epoch += 1
         record = {
             "epoch": state.epoch,

@@ -61,7 +61,10 @@ def build_arch(name: str, arch: dict[str, Any], embedding_dim: int | None = None
     if embedding_dim is not None:
         given = values.get("embedding_dim", embedding_dim)
         if given != embedding_dim:
-            raise ConfigError(f"student.arch.embedding_dim={given} conflicts with the embedding dim {embedding_dim}")
+            raise ConfigError(
+                f"student.arch.embedding_dim={given} conflicts with the Word2Vec vectors' size {embedding_dim} "
+                "(embeddings.vector_size): make them equal, or set student.use_word2vec: false"
+            )
         values["embedding_dim"] = embedding_dim
     return from_dict(config_class, values, prefix="student.arch.")
 
