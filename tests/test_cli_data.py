@@ -75,6 +75,16 @@ def test_data_command_reports_statistics(run_config, capsys, tiny_tokenizer):
     assert splits["test"]["label_balance"] == {"neg": 4, "pos": 4}
     assert splits["unlabelled"]["label_balance"] is None
     assert all(s["dropped_rows"] == 0 and len(s["fingerprint"]) == 16 for s in splits.values())
+    # Train repeats each of the 4 POS rotations 3 times: both validation POS rows repeat a train text.
+    # Test is one text 8 times; the unlabelled rotations of 5 words repeat once.
+    duplicates = report["duplicates"]
+    assert duplicates["within_split"]["test"] == 7 and duplicates["within_split"]["unlabelled"] == 1
+    assert duplicates["overlap"] == {
+        "validation": {"train": 2},
+        "test": {"train": 0, "validation": 0},
+        "unlabelled": {"validation": 0, "test": 0},
+    }
+    assert duplicates["dropped"] == {"validation": 0, "test": 0, "unlabelled": 0}
 
     # Lengths include [CLS] and [SEP]; train and validation are half 6-token and half 16-token texts.
     for name in ("train", "validation"):
@@ -116,6 +126,32 @@ def test_data_command_without_unlabelled_or_embeddings(run_config, capsys):
     )
     assert set(report["splits"]) == {"train", "validation", "test"}
     assert "word2vec" not in report
+
+
+def test_data_command_warns_about_leaks_and_drops_them_on_request(run_config, capsys, caplog):
+    config, overrides = run_config
+    with caplog.at_level(logging.WARNING, logger="textdistill"):
+        kept = run_data(capsys, config, overrides)
+    assert any("'validation in train': 2" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    dropped = run_data(capsys, config, [*overrides, "--set", "data.drop_overlap=true"])
+    assert dropped["duplicates"]["dropped"] == {"validation": 2, "test": 0, "unlabelled": 0}
+    assert dropped["splits"]["validation"]["rows"] == kept["splits"]["validation"]["rows"] - 2
+    assert dropped["splits"]["validation"]["label_balance"] == {"neg": 2, "pos": 0}
+
+
+def test_data_section_of_the_run_report(run_config, capsys):
+    from textdistill.report import data_section
+
+    lines = data_section(run_data(capsys, *run_config))
+    assert lines[0] == "## Data"
+    validation = next(line for line in lines if line.startswith("| validation |"))
+    assert "| 4 |" in validation and "| train: 2 |" in validation
+    test = next(line for line in lines if line.startswith("| test |"))
+    assert "| 7 | train: 0, validation: 0 | 0 |" in test
+    assert any("**2 validation/test/unlabelled row(s) repeat a text of another split**" in line for line in lines)
+    assert data_section({"splits": {"train": {"rows": 5, "fingerprint": "f", "dropped_rows": 0}}})[4] == (
+        "| train | 5 | f | 0 | – | – | – |"  # a data.json without duplicate counts
+    )
 
 
 def test_data_command_exits_2_on_bad_data(run_config, capsys, caplog):

@@ -241,34 +241,7 @@ def test_structured_prune_errors():
 
 
 # ---------------------------------------------------------------------------------------------------
-# Quantization and embedding compression
-
-
-@pytest.mark.parametrize("kind", list(ARCHS))
-def test_dynamic_int8_runs_and_agrees_with_float(kind):
-    model = make(kind)
-    quantized = compress.quantize_dynamic_int8(model)
-    assert any("quantized" in type(m).__module__ for m in quantized.modules())
-    assert all("quantized" not in type(m).__module__ for m in model.modules())  # the original is untouched
-    comparison = compress.compare_logits(logits(model), logits(quantized))
-    assert comparison["max_abs_diff"] < 0.05, comparison
-
-
-@pytest.mark.parametrize("dtype", ["int8", "float16"])
-def test_compressed_embedding(dtype):
-    model = make("lstm")
-    compressed = compress.compress_embedding(model, dtype)
-    table = compressed.embedding
-    assert isinstance(table, compress.CompressedEmbedding) and isinstance(model.embedding, nn.Embedding)
-    assert table.num_embeddings == 60 and table.embedding_dim == 12 and table.padding_idx == 0
-    assert table.weight_q.dtype == (torch.int8 if dtype == "int8" else torch.float16)
-    ids = torch.tensor([[2, 7, 59, 0]])
-    error = (table(ids) - model.embedding(ids)).abs()
-    bound = model.embedding.weight.abs().amax(1)[ids].unsqueeze(-1) / 254 + 1e-6 if dtype == "int8" else 1e-3
-    assert (error <= bound).all()
-    comparison = compress.compare_logits(logits(model), logits(compressed), labels=np.array([0, 1] * 5))
-    assert comparison["max_abs_diff"] < 1e-2 and {"accuracy_before", "accuracy_after"} <= set(comparison)
-    assert table.weight.shape == (60, 12)
+# Comparing logits
 
 
 def test_compare_logits():
@@ -276,6 +249,7 @@ def test_compare_logits():
     candidate = np.array([[1.0, 0.5], [1.0, 0.0], [2.0, 1.0]])
     result = compress.compare_logits(reference, candidate, labels=np.array([0, 1, -1]))
     assert result["agreement"] == pytest.approx(2 / 3) and result["max_abs_diff"] == 1.0
+    assert result["relative_max_abs_diff"] == pytest.approx(1.0 / 2.0)  # over the largest |reference logit|
     assert result["accuracy_before"] == 1.0 and result["accuracy_after"] == 0.5
     with pytest.raises(ValueError, match="shapes"):
         compress.compare_logits(reference, candidate[:2])
@@ -297,7 +271,7 @@ def test_unpacked_rnn_equals_the_packed_student(kind):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru-uni", "cnn"])
-def test_onnx_export_parity_and_int8(kind, tmp_path):
+def test_onnx_export_parity(kind, tmp_path):
     model = make(kind)
     path = compress.export_onnx(model, tmp_path / "model.onnx", max_length=64)
     rows = sequences()
@@ -305,13 +279,46 @@ def test_onnx_export_parity_and_int8(kind, tmp_path):
         assert (
             compress.onnx_parity(model, path, rows, pad_id=0, batch_size=batch_size) < compress.ONNX_PARITY_TOLERANCE
         )
-    int8 = compress.quantize_onnx_int8(path, tmp_path / "model.int8.onnx")
-    quantized = predict_logits(compress.OnnxModule(int8, num_threads=1), rows, pad_id=0, batch_size=4)
-    assert quantized.shape == (len(rows), 2)
-    assert compress.compare_logits(logits(model), quantized)["max_abs_diff"] < 0.1
-    import onnx
 
-    assert any(i.data_type == onnx.TensorProto.INT8 for i in onnx.load(str(int8)).graph.initializer)
+
+# int8 is judged by what a user sees. Over 400 random sequences the 12 random students measured (4 kinds x 3
+# seeds, ONNX Runtime 1.32, per-channel 7-bit weights) kept at least 99.25% of labels, every flip a near-tie
+# (float margin < 0.2% of the logit scale), and moved logits by at most 2.1% of max|logit|. The error of int8
+# weights (step = max|w| / 63 per channel) and uint8 activations (step = range / 255) is relative to the
+# values, and it compounds over a few layers: a bound relative to the logit scale holds at any scale, a fixed
+# one (0.1) does not. 5% leaves ~2.5x headroom over those measures and still fails int16 saturation (CPUs
+# without VNNI and full-range weights: 12%). 98% allows 8 near-tie flips in 400 on a random model.
+INT8_MIN_AGREEMENT = 0.98
+INT8_MAX_RELATIVE_ERROR = 0.05
+
+
+def random_sequences(count: int = 400, vocab_size: int = 60, seed: int = 1) -> list[np.ndarray]:
+    """``count`` sequences of 3–42 ids ([CLS] … [SEP]), uniform lengths: enough rows for agreement to mean much."""
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([[2], rng.integers(5, vocab_size, rng.integers(1, 41)), [3]]) for _ in range(count)]
+
+
+@pytest.mark.parametrize("kind", list(ARCHS))
+def test_onnx_int8_keeps_the_labels_and_the_logit_scale(kind, tmp_path):
+    model = make(kind)
+    path = compress.export_onnx(model, tmp_path / "model.onnx", max_length=64)
+    int8 = compress.quantize_onnx_int8(path, tmp_path / "model.int8.onnx")
+    check = compress.int8_check(model, int8, random_sequences(), pad_id=0)
+    assert check["agreement"] >= INT8_MIN_AGREEMENT, check
+    assert check["relative_max_abs_diff"] <= INT8_MAX_RELATIVE_ERROR, check
+
+
+def test_onnx_int8_weights_have_7_bits(tmp_path):
+    """Full-range int8 weights saturate the int16 pair sums of ONNX Runtime's u8s8 kernels on CPUs without VNNI."""
+    import onnx
+    from onnx import numpy_helper
+
+    path = compress.export_onnx(make("cnn"), tmp_path / "model.onnx", max_length=64)
+    int8 = compress.quantize_onnx_int8(path, tmp_path / "model.int8.onnx")
+    weights = [numpy_helper.to_array(i) for i in onnx.load(str(int8)).graph.initializer]
+    int8_weights = [w for w in weights if w.dtype == np.int8 and w.size > 1]
+    # |w| <= 64: a pair of uint8 × int8 products is at most 255 · 64 · 2 = 32640, within int16
+    assert int8_weights and all(int(np.abs(w.astype(np.int16)).max()) <= 64 for w in int8_weights)
 
 
 @pytest.mark.skipif(
@@ -347,3 +354,119 @@ def test_onnx_student_predicts_texts(tiny_tokenizer, tmp_path):
     assert [p["label"] for p in onnx_student.predict(texts)] == [p["label"] for p in torch_student.predict(texts)]
     with pytest.raises(ValueError, match="export it"):
         compress.load_onnx_student(directory, "missing.onnx")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Deploy: the int8 file ships only if it keeps the float student's labels on validation
+
+
+def saved_cnn(tokenizer, directory, model: nn.Module | None = None):
+    name, arch = ARCHS["cnn"]
+    model = model or make("cnn", vocab_size=len(tokenizer))
+    return save_student(
+        model,
+        directory,
+        name=name,
+        arch=arch,
+        vocab_size=len(tokenizer),
+        num_labels=2,
+        pad_id=0,
+        label_names=LABELS,
+        tokenizer=tokenizer,
+        max_length=48,
+        truncation="head",
+        head_fraction=0.25,
+    )
+
+
+def int8_blind(model: nn.Module) -> nn.Module:
+    """Make the CNN's two logits differ only by a weight below int8 resolution: float always says class 1, int8
+    sees a tie (argmax 0). Filter 0 of the first convolution outputs exactly 1 (zero weights, bias 1), and the
+    classifier rows are equal except at that feature, where class 1 has +0.1 of a quantization step."""
+    with torch.no_grad():
+        model.convs[0].weight[0], model.convs[0].bias[0] = 0.0, 1.0
+        weight = model.classifier.weight
+        weight[1] = weight[0]
+        weight[:, 0] = 0.0
+        weight[1, 0] = 0.1 * weight[0].abs().max() / 63
+        model.classifier.bias[1] = model.classifier.bias[0]
+    return model
+
+
+def deploy_config(min_agreement: float):
+    from textdistill.config import load_config
+
+    return load_config(None, [f"compress.int8_min_agreement={min_agreement}"])
+
+
+def test_deploy_ships_int8_that_keeps_the_labels(tiny_tokenizer, tmp_path, caplog):
+    from textdistill import deploy
+
+    directory = saved_cnn(tiny_tokenizer, tmp_path / "student")
+    validation = random_sequences(vocab_size=len(tiny_tokenizer))
+    with caplog.at_level("WARNING"):
+        made = deploy.deployables(deploy_config(0.99), directory, validation)
+    check = made["int8"]
+    assert check["shipped"] and check["agreement"] >= 0.99 and (directory / compress.ONNX_INT8_NAME).is_file()
+    assert check["status"] == f"shipped (agreement {check['agreement']:.4f} >= 0.99)"
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "int8" in r.getMessage()]
+
+
+def test_deploy_refuses_int8_below_the_bar(tiny_tokenizer, tmp_path, caplog):
+    from textdistill import deploy
+
+    model = int8_blind(make("cnn", vocab_size=len(tiny_tokenizer)))
+    directory = saved_cnn(tiny_tokenizer, tmp_path / "student", model)
+    (directory / compress.ONNX_INT8_NAME).write_bytes(b"stale file from an earlier run")
+    validation = random_sequences(vocab_size=len(tiny_tokenizer))
+    with caplog.at_level("WARNING"):
+        made = deploy.deployables(deploy_config(0.99), directory, validation)
+    check = made["int8"]
+    assert check["agreement"] < 0.5 and not check["shipped"]
+    assert check["status"] == f"refused (agreement {check['agreement']:.4f} < 0.99)"
+    assert not (directory / compress.ONNX_INT8_NAME).exists() and (directory / compress.ONNX_NAME).is_file()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(check["status"] in message and "not shipped" in message for message in warnings), warnings
+
+
+def test_int8_min_agreement_is_a_share():
+    from textdistill.config import ConfigError
+
+    with pytest.raises(ConfigError, match="int8_min_agreement"):
+        deploy_config(1.5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The teacher's int8 logit pass (ONNX Runtime)
+
+
+def test_teacher_int8_logit_pass_through_onnx(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from textdistill.pipeline import _model_for
+    from textdistill.teacher import predict_logits as teacher_logits
+
+    torch.manual_seed(0)
+    bert = BertConfig(
+        vocab_size=60,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
+    BertForSequenceClassification(bert).eval().save_pretrained(tmp_path / "teacher")
+    models: dict = {}
+    int8 = _model_for("onnx-int8", tmp_path / "teacher", models)
+    assert isinstance(int8, compress.OnnxSequenceClassifier) and (tmp_path / "teacher" / "model.int8.onnx").is_file()
+    assert _model_for("onnx-int8", tmp_path / "teacher", models) is int8  # built once
+    rows = random_sequences()
+    exact = teacher_logits(_model_for("fp32", tmp_path / "teacher", models), rows, pad_id=0, batch_size=16)
+    check = compress.compare_logits(exact, teacher_logits(int8, rows, pad_id=0, batch_size=16))
+    assert check["agreement"] >= INT8_MIN_AGREEMENT, check
+    # A random BERT's logits are a nearly cancelling sum (max |logit| ~0.003 here, hidden states ~1), so the int8
+    # error is large next to them: 10% measured for this model (2-5% for other seeds). A bound of 25% still fails
+    # a broken export or kernel (errors of the order of the logits), and the run itself only uses the int8
+    # teacher after it agrees with fp32 on 99.5% of validation.
+    assert check["relative_max_abs_diff"] <= 0.25, check

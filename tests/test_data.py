@@ -14,6 +14,7 @@ import pytest
 from textdistill.config import DataConfig
 from textdistill.data import (
     DataError,
+    duplicate_report,
     encode_labels,
     fingerprint,
     label_balance,
@@ -21,6 +22,7 @@ from textdistill.data import (
     save_label_mapping,
     stratified_sample,
     stratified_split,
+    text_keys,
 )
 
 IMDB = Path(__file__).resolve().parents[2] / "shared/data/imdb"
@@ -235,6 +237,64 @@ def test_file_that_is_not_what_its_extension_says(tmp_path, name, content):
         load_dataset(config_for(directory))
 
 
+def _json_rows(n: int) -> list[dict]:
+    return [{"text": f"review {i}", "label": i % 2, "id": f"{i:03d}"} for i in range(n)]
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_json_array_is_read_as_rows(tmp_path, indent):
+    directory = tmp_path / "data"
+    directory.mkdir()
+    (directory / "train.json").write_text(json.dumps(_json_rows(10), indent=indent))
+    write_table(toy_frame(2), directory / "test.parquet")
+    dataset = load_dataset(config_for(directory))
+    assert sorted(dataset.train.ids + dataset.validation.ids) == [f"{i:03d}" for i in range(10)]
+    assert sorted(dataset.train.texts + dataset.validation.texts) == sorted(f"review {i}" for i in range(10))
+
+
+def test_json_array_of_non_objects_says_what_is_expected(tmp_path):
+    directory = tmp_path / "data"
+    directory.mkdir()
+    (directory / "train.json").write_text(json.dumps(["review one", "review two"]))
+    write_table(toy_frame(2), directory / "test.parquet")
+    with pytest.raises(
+        DataError, match=r"train\.json: holds a JSON array of \['str'\].*expected JSON Lines: one object"
+    ):
+        load_dataset(config_for(directory))
+
+
+def test_unreadable_json_lines_says_what_is_expected(tmp_path):
+    directory = tmp_path / "data"
+    directory.mkdir()
+    (directory / "train.jsonl").write_text('{"text": "a",\n "label": 0}\n')  # one object over two lines
+    write_table(toy_frame(2), directory / "test.parquet")
+    with pytest.raises(DataError, match=r"could not be read as json.*expected JSON Lines: one object per line"):
+        load_dataset(config_for(directory))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_numeric_text_column_is_named_with_the_columns_that_exist(tmp_path, fmt):
+    train = pd.DataFrame({"review": [str(1000 + i) for i in range(10)], "label": [0, 1] * 5, "title": ["t"] * 10})
+    directory = write_toy(tmp_path, fmt, train=train.astype({"review": "int64"}))
+    with pytest.raises(DataError) as info:
+        load_dataset(config_for(directory, text_column="review"))
+    message = str(info.value)
+    assert "train: text column 'review' is numeric (int64)" in message
+    assert "['review', 'label', 'title']" in message and "text-like: ['title']" in message
+
+
+def test_csv_of_digit_only_texts_explains_why_they_are_numbers(tmp_path):
+    train = pd.DataFrame({"text": [f"{i}{i}" for i in range(10)], "label": [0, 1] * 5})
+    with pytest.raises(DataError, match=r"'text' is numeric.*CSV column of digits only is read as numbers"):
+        load_dataset(config_for(write_toy(tmp_path, "csv", train=train)))
+
+
+def test_csv_with_only_empty_texts_is_a_bad_rows_error_not_a_numeric_one(tmp_path):
+    test = toy_frame(2, prefix="t").assign(text="")  # read back from CSV as an all-NaN float column
+    with pytest.raises(DataError, match=r"test: 4 row\(s\) with an empty, null or non-text"):
+        load_dataset(config_for(write_toy(tmp_path, "csv", test=test)))
+
+
 def test_empty_split(tmp_path):
     test = toy_frame(1).iloc[:0]
     with pytest.raises(DataError, match="test: the split is empty"):
@@ -393,6 +453,78 @@ def test_fingerprint_changes_with_one_text(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------
+# Duplicates and leaks between splits
+
+
+def test_duplicate_report_counts_normalised_repeats_and_overlap():
+    texts = {
+        "train": ["a b", "c", "c", "x"],
+        "validation": ["a  b", "d", "X"],  # whitespace is normalised; case is kept ("X" is not "x")
+        "test": ["c", "<br />c ", "e", "d"],  # "<br />" reads as a space, like the tokenizer path
+        "unlabelled": ["e", "f", "a b", "x"],  # "x" is a train text: not a leak for the transfer set
+    }
+    report = duplicate_report({name: text_keys(split) for name, split in texts.items()})
+    assert report.within_split == {"train": 1, "validation": 0, "test": 1, "unlabelled": 0}
+    assert report.overlap == {
+        "validation": {"train": 1},
+        "test": {"train": 2, "validation": 1},
+        "unlabelled": {"validation": 1, "test": 1},
+    }
+    assert report.dropped == {"validation": 0, "test": 0, "unlabelled": 0}
+
+
+def leaky_toy(directory: Path) -> tuple[Path, pd.DataFrame]:
+    """Toy data whose test repeats two train texts (one re-spaced) and one of its own rows, and whose
+    unlabelled split repeats two test texts and one train text."""
+    train = toy_frame(10)
+    test = toy_frame(3, prefix="t")
+    copies = pd.DataFrame(
+        {"text": ["  " + train.text[0].replace(" ", "   "), train.text[15], test.text[0]], "label": [0, 1, 0]}
+    )
+    test = pd.concat([test, copies.assign(id=["c0", "c1", "c2"])], ignore_index=True)
+    unsup = pd.DataFrame({"text": [test.text[1], test.text[4], train.text[3], "new 1", "new 2"], "id": range(5)})
+    return write_toy(directory, train=train, test=test, unsup=unsup), train
+
+
+def test_repeats_and_leaks_are_counted_and_warned_by_default(tmp_path, caplog):
+    directory, train = leaky_toy(tmp_path)
+    with caplog.at_level("WARNING", logger="textdistill.data"):
+        dataset = load_dataset(config_for(directory))
+    report = dataset.duplicates
+    assert report.within_split == {"train": 0, "validation": 0, "test": 1, "unlabelled": 0}
+    in_validation = sum(train.text[i] in dataset.validation.texts for i in (0, 15))  # where the copied rows landed
+    assert report.overlap["test"] == {"train": 2 - in_validation, "validation": in_validation}
+    assert report.overlap["validation"] == {"train": 0}
+    assert report.overlap["unlabelled"] == {"validation": 0, "test": 2}
+    assert report.dropped == {"validation": 0, "test": 0, "unlabelled": 0}
+    assert (len(dataset.test), len(dataset.unlabelled)) == (9, 5)  # reported, not dropped, by default
+    messages = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "'test': 1" in messages and "'unlabelled in test': 2" in messages and "data.drop_overlap=true" in messages
+
+
+def test_drop_overlap_drops_leaked_rows_only(tmp_path, caplog):
+    directory, _ = leaky_toy(tmp_path)
+    kept = load_dataset(config_for(directory))
+    with caplog.at_level("WARNING", logger="textdistill.data"):
+        dropped = load_dataset(config_for(directory, drop_overlap=True))
+    assert dropped.duplicates.dropped == {"validation": 0, "test": 2, "unlabelled": 2}
+    assert dropped.duplicates.overlap == kept.duplicates.overlap  # counted before dropping
+    assert (len(dropped.test), len(dropped.unlabelled)) == (7, 3)
+    assert sorted(dropped.test.ids) == sorted([f"t{label}-{i}" for label in (0, 1) for i in range(3)] + ["c2"])
+    assert sorted(dropped.unlabelled.texts) == sorted(kept.unlabelled.texts[2:])  # the train text stays
+    assert dropped.fingerprints()["train"] == kept.fingerprints()["train"]
+    assert dropped.fingerprints()["test"] != kept.fingerprints()["test"]
+    assert any("dropped" in r.getMessage() and "'test': 2" in r.getMessage() for r in caplog.records)
+
+
+def test_drop_overlap_that_empties_a_split_is_an_error(tmp_path):
+    train = toy_frame(10)
+    directory = write_toy(tmp_path, train=train, test=train.iloc[[0, 11]])
+    with pytest.raises(DataError, match="test: every row repeats a text"):
+        load_dataset(config_for(directory, drop_overlap=True))
+
+
+# ---------------------------------------------------------------------------------------------------
 # Real IMDB (../shared/data/imdb)
 
 
@@ -423,3 +555,30 @@ def test_imdb_sizes_balance_and_fingerprints(imdb):
     assert imdb.validation.ids[:5] == ["train:4", "train:11", "train:16", "train:28", "train:30"]
     assert not set(imdb.train.ids) & set(imdb.validation.ids)
     assert imdb.train.texts[0].startswith("Story of a man who has unnatural feelings for a pig.")
+
+
+@pytest.mark.slow
+def test_imdb_repeats_and_leaks(imdb):
+    """IMDB keeps its duplicate reviews (its MANIFEST: 123 distinct texts in both train and test); they are
+    reported but kept by default, so the reference fingerprints above stay valid."""
+    report = imdb.duplicates
+    assert report.within_split == {"train": 62, "validation": 5, "test": 201, "unlabelled": 495}
+    assert report.overlap == {
+        "validation": {"train": 33},
+        "test": {"train": 108, "validation": 15},
+        "unlabelled": {"validation": 72, "test": 270},
+    }
+    dropped = load_dataset(DataConfig(path=str(IMDB), drop_overlap=True))
+    assert dropped.duplicates.dropped == {"validation": 33, "test": 123, "unlabelled": 331}
+    assert {name: len(split) for name, split in dropped.splits().items()} == {
+        "train": 20_000,
+        "validation": 4_967,
+        "test": 24_877,
+        "unlabelled": 49_669,
+    }
+    assert dropped.fingerprints() == {
+        "train": "aa541de3fc33706a",
+        "validation": "0c035c9746394b3d",
+        "test": "be285ac61e6a8abe",
+        "unlabelled": "55a54d6dfaeabbd8",
+    }

@@ -16,7 +16,7 @@ import pytest
 import torch
 import uvicorn
 
-from textdistill.serve import body_limit, create_app
+from textdistill.serve import body_limit, create_app, load_predictor
 from textdistill.students import build_student
 from textdistill.students.hub import Student, save_student
 
@@ -111,8 +111,21 @@ def test_predict(client, student):
         ({"text": ["good"]}, 422, 'with a "texts" list'),
         (["good"], 422, 'with a "texts" list'),
         ({"texts": ["good"], "top_k": 2}, 422, "unknown field(s) ['top_k']"),
+        ({"texts": ["good", ""]}, 422, "texts[1] is empty or whitespace-only"),
+        ({"texts": ["good", "bad", " \t\n "]}, 422, "texts[2] is empty or whitespace-only"),
     ],
-    ids=["too-many", "too-long", "empty", "not-a-list", "not-a-string", "no-texts", "not-an-object", "extra-field"],
+    ids=[
+        "too-many",
+        "too-long",
+        "empty",
+        "not-a-list",
+        "not-a-string",
+        "no-texts",
+        "not-an-object",
+        "extra-field",
+        "empty-text",
+        "whitespace-text",
+    ],
 )
 def test_bad_requests(client, body, status, message):
     response = client.post("/predict", json=body)
@@ -135,6 +148,13 @@ def test_malformed_json(client, content, message):
     assert response.status_code == 400
     assert message in response.json()["detail"]
     assert client.get("/health").status_code == 200  # the server is still there
+
+
+def test_lone_surrogate_is_a_422_not_a_500(client):
+    content = b'{"texts": ["good", "bad \\ud800 film"]}'  # valid JSON, but not valid Unicode text
+    response = client.post("/predict", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert "texts[1] is not valid Unicode: an unpaired surrogate" in response.json()["detail"]
 
 
 def test_oversized_body_is_refused(client):
@@ -164,6 +184,47 @@ def test_predictor_failure_is_a_clear_500():
         response = http.post("/predict", json={"texts": ["good"]})
         assert response.status_code == 500 and "prediction failed" in response.json()["detail"]
         assert http.get("/health").status_code == 200
+
+
+class NaNModel:
+    label_names = LABELS
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        return [{"label": LABELS[0], "probabilities": dict.fromkeys(LABELS, float("nan"))} for _ in texts]
+
+
+def test_non_finite_predictions_are_a_clear_500_not_null(student_dir):
+    broken_student = Student.from_pretrained(student_dir)  # a model that breaks after loading (e.g. overflow)
+    with torch.no_grad():
+        broken_student.model.classifier.bias.fill_(float("nan"))
+    for predictor in (NaNModel(), broken_student):
+        with running(create_app(predictor)) as url, httpx.Client(base_url=url, timeout=20, trust_env=False) as http:
+            response = http.post("/predict", json={"texts": ["good", "bad"]})
+            assert response.status_code == 500
+            assert "NaN or inf" in response.json()["detail"] and "[0, 1]" in response.json()["detail"]
+
+
+def test_a_file_that_is_not_onnx_is_a_clear_error(student_dir):
+    (student_dir / "junk.onnx").write_bytes(b"not an onnx graph")
+    with pytest.raises(ValueError, match=r"junk.onnx is not a loadable ONNX model"):
+        load_predictor(student_dir, "junk.onnx")
+
+
+def test_an_onnx_export_is_served_with_the_students_labels(student_dir, student):
+    from textdistill.compress import export_onnx
+
+    export_onnx(student.model, student_dir / "model.onnx", max_length=32)
+    texts = ["a wonderful moving film", "boring and the worst acting"]
+    onnx_student = load_predictor(student_dir, "model.onnx")
+    assert [p["label"] for p in onnx_student.predict(texts)] == [p["label"] for p in student.predict(texts)]
+
+
+def test_python_m_serve_runs_the_serve_command():
+    """``python -m textdistill.serve DIR`` is ``textdistill serve DIR``: a bad directory exits non-zero, saying so."""
+    command = [sys.executable, "-m", "textdistill.serve", "/nonexistent/student"]
+    result = subprocess.run(command, timeout=120, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "student directory /nonexistent/student does not exist" in result.stderr
 
 
 def test_create_app_rejects_bad_limits(student):

@@ -231,3 +231,124 @@ def test_tied_weights_are_stored_once_and_restored(tmp_path):
     load_weights(target, tmp_path / "tied.safetensors")
     assert torch.equal(target.classifier.weight, source.embedding.weight)
     assert target.classifier.weight is target.embedding.weight
+
+
+# ---------------------------------------------------------------------------------------------------
+# Integrity of saved students: checksums, fingerprints, non-finite weights, file mode
+
+
+def _flip_tensor_bytes(path: Path, count: int) -> None:
+    """XOR ``count`` bytes of the tensor data (after the safetensors header) with 0x55."""
+    data = bytearray(path.read_bytes())
+    start = 8 + int.from_bytes(data[:8], "little")
+    for offset in range(start, min(start + count, len(data))):
+        data[offset] ^= 0x55
+    path.write_bytes(bytes(data))
+
+
+def _tokenizer_with(words: list[str], directory: Path):
+    from transformers import BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    return BertTokenizerFast.from_pretrained(str(directory), do_lower_case=True)
+
+
+def _words(tokenizer) -> list[str]:
+    """The tokenizer's vocabulary in id order, without the five special tokens."""
+    return [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])][5:]
+
+
+def _replace_tokenizer(directory: Path, tokenizer) -> None:
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        (directory / name).unlink(missing_ok=True)
+    tokenizer.save_pretrained(str(directory))
+
+
+def test_config_records_weights_checksum_and_tokenizer_fingerprint(saved_cnn, tiny_tokenizer):
+    import hashlib
+
+    from textdistill.tokens import tokenizer_fingerprint
+
+    config = json.loads((saved_cnn / "config.json").read_text())
+    assert config["weights_sha256"] == hashlib.sha256((saved_cnn / "model.safetensors").read_bytes()).hexdigest()
+    assert config["tokenizer_fingerprint"] == tokenizer_fingerprint(tiny_tokenizer)
+
+
+def test_flipped_weight_bytes_are_refused(saved_cnn):
+    _flip_tensor_bytes(saved_cnn / "model.safetensors", 200)  # still a readable file, with different numbers
+    with pytest.raises(ValueError, match=r"model.safetensors does not match the weights_sha256 in .*config.json"):
+        Student.from_pretrained(saved_cnn)
+
+
+def test_non_finite_weights_are_refused_at_load(tiny_tokenizer, tmp_path):
+    model = make_student("cnn", TINY_ARCH["cnn"], tiny_tokenizer)
+    with torch.no_grad():
+        model.classifier.weight[0, 0] = float("nan")
+    directory = save(model, "cnn", TINY_ARCH["cnn"], tiny_tokenizer, tmp_path / "nan")  # checksum matches NaN
+    with pytest.raises(ValueError, match=r"model.safetensors holds NaN or inf values in 'classifier.weight'"):
+        Student.from_pretrained(directory)
+
+
+def test_non_finite_logits_are_an_error_not_a_label(saved_cnn):
+    student = Student.from_pretrained(saved_cnn)
+    with torch.no_grad():
+        student.model.classifier.bias[1] = float("inf")  # inf - inf in the softmax: NaN probabilities
+        student.model.classifier.bias[2] = float("-inf")
+    with pytest.raises(ValueError, match=r"NaN or inf logits for 2 of 2 texts \(indices \[0, 1\]\)"):
+        student.predict(["good", "bad"])
+
+
+def test_a_same_size_tokenizer_of_another_model_is_refused(saved_cnn, tiny_tokenizer, tmp_path):
+    other = _tokenizer_with(_words(tiny_tokenizer)[::-1], tmp_path / "other")
+    assert len(other) == len(tiny_tokenizer)
+    _replace_tokenizer(saved_cnn, other)
+    with pytest.raises(ValueError, match="not the ones the student was saved with"):
+        Student.from_pretrained(saved_cnn)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["fingerprinted", "legacy"])
+def test_a_larger_tokenizer_than_the_embedding_is_refused(saved_cnn, tiny_tokenizer, tmp_path, legacy):
+    if legacy:
+        config = json.loads((saved_cnn / "config.json").read_text())
+        del config["weights_sha256"], config["tokenizer_fingerprint"]
+        (saved_cnn / "config.json").write_text(json.dumps(config))
+    _replace_tokenizer(saved_cnn, _tokenizer_with([*_words(tiny_tokenizer), "extra", "words"], tmp_path / "larger"))
+    with pytest.raises(ValueError, match=rf"has {len(tiny_tokenizer) + 2} tokens but the student's embedding has"):
+        Student.from_pretrained(saved_cnn)
+
+
+def test_a_student_saved_without_checksums_loads_with_a_warning(saved_cnn, caplog):
+    config = json.loads((saved_cnn / "config.json").read_text())
+    expected = Student.from_pretrained(saved_cnn).predict_logits(TEXTS)
+    del config["weights_sha256"], config["tokenizer_fingerprint"]
+    (saved_cnn / "config.json").write_text(json.dumps(config))
+    caplog.clear()
+    np.testing.assert_array_equal(Student.from_pretrained(saved_cnn).predict_logits(TEXTS), expected)
+    assert "has no weights_sha256 or tokenizer_fingerprint (saved by an older textdistill)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", r"texts\[1\] is empty or whitespace-only"),
+        (" \t\n", r"texts\[1\] is empty or whitespace-only"),
+        ("<br /><br />", r"texts\[1\] is empty or whitespace-only"),  # nothing left after normalisation
+        ("bad \ud800 film", r"texts\[1\] is not valid Unicode: an unpaired surrogate '\\ud800' at character 4"),
+    ],
+    ids=["empty", "whitespace", "only-breaks", "lone-surrogate"],
+)
+def test_predict_refuses_texts_it_cannot_classify(saved_cnn, text, message):
+    with pytest.raises(ValueError, match=message):
+        Student.from_pretrained(saved_cnn).predict(["good", text])
+
+
+def test_weights_file_mode_follows_the_umask(tiny_tokenizer, tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        directory = save(make_student("cnn", TINY_ARCH["cnn"], tiny_tokenizer), "cnn", {}, tiny_tokenizer, tmp_path)
+    finally:
+        os.umask(previous)
+    assert (directory / "model.safetensors").stat().st_mode & 0o777 == 0o644

@@ -154,6 +154,6 @@ def test_int8_logit_pass_is_used_only_when_it_agrees_with_fp32(tmp_path, single_
     keys = [json.loads(str(np.load(p)["key"])) for p in (tmp_path / "cache/logits").glob("*.npz")]
     modes = {key["data"]: key["pass"] for key in keys}
     assert modes[prepared.dataset.validation.fingerprint] == "fp32"  # model selection always sees the exact teacher
-    expected = "int8" if check["agreement"] >= 0.995 else "fp32"
+    expected = "onnx-int8" if check["agreement"] >= 0.995 else "fp32"
     assert modes[prepared.dataset.test.fingerprint] == expected
     assert logits["test"].shape == (len(prepared.dataset.test), 2)

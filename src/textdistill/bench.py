@@ -1,6 +1,6 @@
 """Efficiency measurement: parameters, bytes on disk, latency and throughput of several models side by side.
 
-``bench_models`` measures every entry (the teacher, the float student, pruned, int8, ONNX, ONNX int8 …) in one
+``bench_models`` measures every entry (the teacher, the float student, pruned, ONNX, ONNX int8 …) in one
 run under the same conditions: fixed thread counts (``torch.set_num_threads`` / ONNX Runtime
 ``intra_op_num_threads``), the same real review token ids cut to each input length, and on CUDA too when
 available. ``markdown_table`` renders the rows with notes on where speed-ups come from; ``profile_table`` shows
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from textdistill.compress import CompressedEmbedding, OnnxModule, onnx_initializers
+from textdistill.compress import OnnxModule, onnx_initializers
 from textdistill.config import BenchConfig
 from textdistill.tokens import pad_batch
 
@@ -60,27 +60,14 @@ class BenchEntry:
 # Size
 
 
-def _module_tensors(module: nn.Module) -> Iterator[torch.Tensor]:
-    """The weights held directly by ``module`` (not its children), quantized packed weights included."""
-    if isinstance(module, CompressedEmbedding):
-        yield module.weight_q
-    elif isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
-        weight, bias = module._weight_bias()
-        yield from (t for t in (weight, bias) if t is not None)
-    elif isinstance(module, torch.ao.nn.quantized.dynamic.LSTM | torch.ao.nn.quantized.dynamic.GRU):
-        for group in module._weight_bias().values():
-            yield from group.values()
-    else:
-        yield from module.parameters(recurse=False)
-
-
 def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """``total``, ``nonzero`` and ``non_embedding`` weight counts of a torch model (float or quantized)."""
+    """``total``, ``nonzero`` and ``non_embedding`` weight counts of a torch model (int8 models are ONNX files:
+    ``onnx_parameter_counts``)."""
     counts = {"total": 0, "nonzero": 0, "non_embedding": 0}
     for module in model.modules():
-        embedding = isinstance(module, nn.Embedding | CompressedEmbedding)
-        for tensor in _module_tensors(module):
-            values = tensor.dequantize() if tensor.is_quantized else tensor.detach()
+        embedding = isinstance(module, nn.Embedding)
+        for tensor in module.parameters(recurse=False):
+            values = tensor.detach()
             counts["total"] += values.numel()
             counts["nonzero"] += int(torch.count_nonzero(values))
             counts["non_embedding"] += 0 if embedding else values.numel()
@@ -88,11 +75,14 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
 
 
 def onnx_parameter_counts(path: str | Path) -> dict[str, int]:
-    """Weight counts of an ONNX file: its float/int8 initializers, without scalars (scales, zero points) and
-    integer shape constants; initializers whose name mentions ``embedding`` count as the embedding."""
+    """Weight counts of an ONNX file: its float/int8 initializers, without scalars, quantization scales and zero
+    points (per channel in int8 files) and integer shape constants; initializers whose name mentions
+    ``embedding`` count as the embedding."""
     counts = {"total": 0, "nonzero": 0, "non_embedding": 0}
     for name, array in onnx_initializers(path):
         if array.size <= 1 or array.dtype.kind not in "fiu" or array.dtype in (np.int64, np.int32):
+            continue
+        if name.endswith(("_scale", "_zero_point")):
             continue
         counts["total"] += array.size
         counts["nonzero"] += int(np.count_nonzero(array))
@@ -109,7 +99,7 @@ def bytes_on_disk(path: str | Path) -> int:
 
 
 def serialized_bytes(model: nn.Module) -> int:
-    """Size of ``model.state_dict()`` serialized in memory (nothing is written; quantized weights included)."""
+    """Size of ``model.state_dict()`` serialized in memory (nothing is written)."""
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.tell()
@@ -153,10 +143,6 @@ def _torch_call(model: nn.Module, batch: Batch) -> torch.Tensor:
     return getattr(output, "logits", output)
 
 
-def _is_quantized(model: nn.Module) -> bool:
-    return any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules())
-
-
 def all_cores() -> int:
     """CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -174,7 +160,7 @@ def torch_threads(count: int) -> Iterator[None]:
 
 
 def _devices(entry: BenchEntry, requested: Sequence[str] | None) -> list[str]:
-    """Devices to measure ``entry`` on: CPU, plus CUDA when available (not for CPU-only int8 torch models)."""
+    """Devices to measure ``entry`` on: CPU, plus CUDA when available (for ONNX files: when ONNX Runtime has it)."""
     devices = list(requested) if requested else ["cpu", "cuda"]
     if not torch.cuda.is_available():
         return [d for d in devices if d == "cpu"]
@@ -183,8 +169,7 @@ def _devices(entry: BenchEntry, requested: Sequence[str] | None) -> list[str]:
 
         cuda_ok = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
         return [d for d in devices if d == "cpu" or cuda_ok]
-    assert isinstance(entry.model, nn.Module)
-    return [d for d in devices if d == "cpu" or not _is_quantized(entry.model)]
+    return devices
 
 
 def _runner(entry: BenchEntry, device: str, threads: int) -> Callable[[Batch], Any]:
@@ -376,7 +361,7 @@ def _notes(results: list[dict[str, Any]]) -> str:
         "size on disk and, within noise, the same latency as the float model (compare its rows; only `non-zero` "
         "drops). It would need sparse kernels or a sparse format to pay off.",
         "- Speed-ups come from fewer or cheaper dense operations: structured pruning (smaller matrices), int8 "
-        "kernels (dynamic quantization of LSTM/Linear, ONNX Runtime integer MatMul/LSTM), ONNX Runtime's "
+        "kernels (ONNX Runtime dynamic quantization: integer MatMul/Conv/LSTM), ONNX Runtime's "
         "graph optimisations, and shorter inputs. `MB` is the saved directory or file (ONNX: the .onnx file).",
     ]
     return "\n".join(notes)
@@ -387,11 +372,11 @@ def _notes(results: list[dict[str, Any]]) -> str:
 
 
 def entries_for_directory(directory: Path) -> tuple[list[BenchEntry], int, Any]:
-    """Bench entries for a saved student (float, int8, and its ONNX files) or a Hugging Face teacher directory.
+    """Bench entries for a saved student (float, and its ONNX and ONNX int8 files) or a Hugging Face teacher directory.
 
     Returns (entries, the model's input length, its tokenizer).
     """
-    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME, compress_embedding, quantize_dynamic_int8
+    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME
     from textdistill.students.hub import Student, read_student_config
     from textdistill.tokens import load_tokenizer
 
@@ -409,7 +394,6 @@ def entries_for_directory(directory: Path) -> tuple[list[BenchEntry], int, Any]:
     student = Student.from_pretrained(directory)
     name = read_student_config(directory)["student"]
     entries = [BenchEntry(name, student.model, path=directory / "model.safetensors")]
-    entries.append(BenchEntry(f"{name} int8", compress_embedding(quantize_dynamic_int8(student.model))))
     for suffix, file in (("onnx", ONNX_NAME), ("onnx int8", ONNX_INT8_NAME)):
         if (directory / file).is_file():
             entries.append(BenchEntry(f"{name} {suffix}", directory / file))

@@ -11,6 +11,8 @@ from textdistill.config import ConfigError, dump_config, load_config
 
 logger = logging.getLogger("textdistill")
 
+UVICORN_LOG_LEVELS = ["debug", "info", "warning", "error"]
+
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="YAML config file (defaults when omitted)")
@@ -132,15 +134,67 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+def _as_bytes(text: str) -> bytes:
+    """The bytes behind a str from argv or a text stream (undecodable bytes arrive as surrogate escapes)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is no escape (e.g. \ud800): make it undecodable bytes too
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _listed(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers[:20])) + (f" and {len(numbers) - 20} more" if len(numbers) > 20 else "")
+
+
+def _stdin_lines() -> list[bytes]:
+    """stdin's lines as bytes without their line ends (every line, blank ones included, so output stays aligned)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    lines = list(stream) if stream is not None else [_as_bytes(line) for line in sys.stdin]
+    return [line.rstrip(b"\r\n") for line in lines]
+
+
+def _decoded(raw: list[bytes], source: str) -> list[str]:
+    """UTF-8 texts; undecodable bytes become U+FFFD, with one warning naming the affected lines (1-based)."""
+    texts, replaced = [], []
+    for number, line in enumerate(raw, start=1):
+        try:
+            texts.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append(line.decode("utf-8", "replace"))
+            replaced.append(number)
+    if replaced:
+        logger.warning("%s(s) %s: not valid UTF-8; undecodable bytes replaced with U+FFFD", source, _listed(replaced))
+    return texts
+
+
+def _prediction_records(student, texts: list[str], source: str) -> list[dict]:
+    """One JSON record per text, in order: a prediction, or ``{"text", "error"}`` for a text that cannot be
+    classified (empty, whitespace-only), with a warning naming those lines."""
+    from textdistill.students.hub import text_problem
+
+    problems = [text_problem(text) for text in texts]
+    valid = [text for text, problem in zip(texts, problems, strict=True) if problem is None]
+    predictions = iter(student.predict(valid) if valid else [])
+    refused = [number for number, problem in enumerate(problems, start=1) if problem]
+    if refused:
+        logger.warning("%s(s) %s: not classified; an error record is printed for each", source, _listed(refused))
+    return [
+        {"text": text[:80], "error": f"{source} {number} {problem}"}
+        if problem
+        else {"text": text[:80], **next(predictions)}
+        for number, (text, problem) in enumerate(zip(texts, problems, strict=True), start=1)
+    ]
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from textdistill.students.hub import Student
 
     student = Student.from_pretrained(args.model_dir)
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not texts:
+    raw, source = ([_as_bytes(text) for text in args.texts], "argument") if args.texts else (_stdin_lines(), "line")
+    if not raw:
         raise ValueError("no text given: pass texts as arguments or one per line on stdin")
-    for text, prediction in zip(texts, student.predict(texts), strict=True):
-        sys.stdout.write(json.dumps({"text": text[:80], **prediction}) + "\n")
+    for record in _prediction_records(student, _decoded(raw, source), source):
+        sys.stdout.write(json.dumps(record) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-texts", type=int, default=64, help="texts per request")
     serve.add_argument("--max-chars", type=int, default=20000, help="characters per text")
     serve.add_argument("--num-threads", type=int, help="torch threads (default: torch's)")
-    serve.add_argument("--log-level", default="info", help="uvicorn log level")
+    serve.add_argument(
+        "--log-level", default="info", type=str.lower, choices=UVICORN_LOG_LEVELS, help="uvicorn log level"
+    )
     serve.set_defaults(func=cmd_serve)
     return parser
 

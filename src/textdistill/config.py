@@ -42,6 +42,7 @@ class DataConfig:
     max_train: int | None = None  # stratified subsample of the original training set (smoke runs)
     max_test: int | None = None  # stratified subsample of the test set (smoke runs)
     max_unlabelled: int | None = None  # random subsample of the unlabelled split
+    drop_overlap: bool = False  # drop validation/test rows repeating a train text, unlabelled rows repeating val/test
 
     def __post_init__(self) -> None:
         _check(0.0 < self.validation_fraction < 1.0, "data.validation_fraction must be in (0, 1)")
@@ -108,7 +109,7 @@ class TeacherConfig:
     max_train: int | None = None  # fine-tune on a subset (pilots)
     logit_batch_size: int = 64  # batch size of the logit pass and evaluation
     logits_dir: str | None = None  # shipped logits with a manifest: skips fine-tuning (checked against the data)
-    int8_logit_pass: bool = False  # CPU only: int8 dynamic quantization if it agrees >= 99.5% on validation
+    int8_logit_pass: bool = False  # CPU only: an ONNX Runtime int8 teacher if it agrees >= 99.5% on validation
     seed: int = 42  # training seed
 
     def __post_init__(self) -> None:
@@ -173,14 +174,19 @@ class CompressConfig:
     """Pruning, quantization and export of the trained student."""
 
     sparsities: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.5, 0.7, 0.9])  # pruning amounts swept
-    quantize: bool = True  # int8 dynamic quantization of LSTM/Linear layers
-    embedding_dtype: str = "int8"  # int8 or float16 weights for the embedding table
+    quantize: bool = True  # ship model.int8.onnx (ONNX Runtime dynamic int8 of the ONNX export) if it passes the bar
+    int8_min_agreement: float = 0.99  # int8 must predict the float student's label on this share of validation
     export_onnx: bool = True  # export to ONNX and check parity with ONNX Runtime
     onnx_opset: int = 17  # ONNX opset (17 or newer)
 
     def __post_init__(self) -> None:
         _check(all(0.0 <= s < 1.0 for s in self.sparsities), "compress.sparsities must be in [0, 1)")
-        _check(self.embedding_dtype in ("int8", "float16"), "compress.embedding_dtype must be int8 or float16")
+        _check(0.0 <= self.int8_min_agreement <= 1.0, "compress.int8_min_agreement must be in [0, 1]")
+        _check(
+            self.export_onnx or not self.quantize,
+            "compress.quantize: true needs compress.export_onnx: true (the int8 model is an ONNX file); "
+            "set compress.quantize: false to skip int8",
+        )
         _check(self.onnx_opset >= 17, "compress.onnx_opset must be 17 or newer")
 
 

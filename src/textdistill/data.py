@@ -3,7 +3,9 @@
 A dataset comes from a Hugging Face hub name (through ``datasets``) or a local directory holding
 ``train`` and ``test`` files (and optionally ``unsup``) as parquet, CSV or JSON lines. The original
 training set is split into train and validation (stratified, seeded); the test set is only ever
-used for final evaluation.
+used for final evaluation. Texts repeated within a split or shared between splits (a row of
+validation or test also in train, a transfer-set row also in validation or test) are counted, warned
+about and, with ``data.drop_overlap``, dropped from the evaluation and transfer splits.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from textdistill.config import DataConfig
+from textdistill.tokens import normalise_text
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ class Dataset:
     label_names: list[str]
     unlabelled: Split | None = None
     dropped_rows: dict[str, int] = field(default_factory=dict)
+    duplicates: DuplicateReport | None = None  # set by load_dataset
 
     def splits(self) -> dict[str, Split]:
         named = {"train": self.train, "validation": self.validation, "test": self.test}
@@ -83,6 +87,29 @@ class Dataset:
     @property
     def label2id(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.label_names)}
+
+
+# Which splits each split is checked against: rows of the key whose text also occurs in a listed split
+# are a leak (validation/test scores count rows seen in training; the transfer set holds evaluation texts).
+LEAK_SOURCES = {"validation": ("train",), "test": ("train", "validation"), "unlabelled": ("validation", "test")}
+DUPLICATE_NORMALISATION = "tokens.normalise_text: <br /> tags as spaces, whitespace stripped and collapsed; case kept"
+
+
+@dataclass
+class DuplicateReport:
+    """Exact repeats of normalised text (``DUPLICATE_NORMALISATION``), counted before any drop.
+
+    ``within_split[split]``: rows repeating the text of an earlier row of the same split.
+    ``overlap[split][other]``: rows of ``split`` whose text also occurs in ``other`` (``LEAK_SOURCES``).
+    ``dropped[split]``: rows removed by ``data.drop_overlap`` (0 when it is off).
+    """
+
+    within_split: dict[str, int]
+    overlap: dict[str, dict[str, int]]
+    dropped: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"normalisation": DUPLICATE_NORMALISATION, **asdict(self)}
 
 
 def fingerprint(texts: list[str], labels: np.ndarray, ids: list[str]) -> str:
@@ -106,6 +133,12 @@ def _find_split_file(directory: Path, stem: str) -> Path | None:
     return matches[0] if matches else None
 
 
+JSON_LINES_HINT = (
+    'expected JSON Lines: one object per line, e.g. {"text": "a fine film", "label": 1} '
+    "(a JSON array of such objects is read too)"
+)
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read one parquet, CSV or JSON-lines file; a file that is not what its extension says is a DataError."""
     kind = READERS.get(path.suffix.lower())
@@ -116,9 +149,31 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         if kind == "csv":
             return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        if _starts_with_bracket(path):
+            return _read_json_array(path)
         return pd.read_json(path, lines=True, dtype=False)  # keep JSON's own types: "007" stays a string
+    except DataError:
+        raise
     except Exception as error:  # each reader raises its own exception types
-        raise DataError(f"{path}: could not be read as {kind}: {type(error).__name__}: {error}") from error
+        hint = f"; {JSON_LINES_HINT}" if kind == "json" else ""
+        raise DataError(f"{path}: could not be read as {kind}: {type(error).__name__}: {error}{hint}") from error
+
+
+def _starts_with_bracket(path: Path) -> bool:
+    """True when the file's first non-blank character is ``[``: a JSON array, not JSON Lines."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b"[")
+
+
+def _read_json_array(path: Path) -> pd.DataFrame:
+    """A JSON array of row objects (``[{"text": ..., "label": ...}, ...]``) as rows; anything else is a DataError."""
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        kinds = sorted({type(row).__name__ for row in rows}) if isinstance(rows, list) else [type(rows).__name__]
+        raise DataError(f"{path}: holds a JSON array of {kinds}, not of row objects; {JSON_LINES_HINT}")
+    logger.info("%s: a JSON array, read as %d rows (JSON Lines is the usual format)", path, len(rows))
+    return pd.DataFrame.from_records(rows)
 
 
 def read_local_frames(directory: Path, want_unlabelled: bool) -> dict[str, pd.DataFrame]:
@@ -167,6 +222,22 @@ def _require_columns(frame: pd.DataFrame, split: str, columns: list[str]) -> Non
         raise DataError(f"{split}: missing column(s) {missing}; the columns that exist are {list(frame.columns)}")
     if frame.empty:
         raise DataError(f"{split}: the split is empty")
+
+
+def _require_text(frame: pd.DataFrame, split: str, column: str) -> None:
+    """A numeric text column (ids or labels picked by mistake, or digit-only texts in a CSV) is a DataError."""
+    values = frame[column]
+    if values.notna().any() and pd.api.types.is_numeric_dtype(values):
+        textual = [
+            c
+            for c in frame.columns
+            if pd.api.types.is_object_dtype(frame[c]) or pd.api.types.is_string_dtype(frame[c])
+        ]
+        raise DataError(
+            f"{split}: text column {column!r} is numeric ({values.dtype}), not text; the columns that exist are "
+            f"{list(frame.columns)} (text-like: {textual}); set data.text_column to the column holding the texts "
+            "(a CSV column of digits only is read as numbers: use parquet or JSON Lines to keep such texts strings)"
+        )
 
 
 def _bad_text_mask(texts: pd.Series) -> np.ndarray:
@@ -290,6 +361,7 @@ def load_dataset(config: DataConfig) -> Dataset:
     for name, frame in frames.items():
         columns = [config.text_column] + ([config.label_column] if name != "unlabelled" else [])
         _require_columns(frame, name, columns)
+        _require_text(frame, name, config.text_column)
         frames[name], dropped[name] = clean_rows(frame, name, config)
     names = label_names_from(frames["train"][config.label_column], class_names)
     if len(names) < 2:
@@ -315,9 +387,79 @@ def load_dataset(config: DataConfig) -> Dataset:
         unlabelled=unlabelled,
         dropped_rows=dropped,
     )
+    dataset = flag_duplicates(dataset, config.drop_overlap)
     for name, split in dataset.splits().items():
         logger.info("%s: %d rows, fingerprint %s", name, len(split), split.fingerprint)
     return dataset
+
+
+# ---------------------------------------------------------------------------------------------------
+# Duplicates and leaks between splits
+
+
+def text_keys(texts: list[str]) -> list[bytes]:
+    """One 16-byte digest per normalised text: equal keys are the same text up to whitespace and ``<br />``."""
+    return [
+        hashlib.blake2b(normalise_text(t).encode("utf-8", "surrogatepass"), digest_size=16).digest() for t in texts
+    ]
+
+
+def repeated_rows(keys: list[bytes]) -> int:
+    """Rows whose key already occurred earlier in ``keys``."""
+    return len(keys) - len(set(keys))
+
+
+def duplicate_report(keys: dict[str, list[bytes]]) -> DuplicateReport:
+    """Count in-split repeats and cross-split overlap (``LEAK_SOURCES``) from each split's text keys."""
+    within = {name: repeated_rows(split_keys) for name, split_keys in keys.items()}
+    distinct = {name: set(split_keys) for name, split_keys in keys.items()}
+    overlap = {
+        name: {other: sum(key in distinct[other] for key in keys[name]) for other in LEAK_SOURCES[name]}
+        for name in keys
+        if name in LEAK_SOURCES
+    }
+    return DuplicateReport(within, overlap, {name: 0 for name in overlap})
+
+
+def flag_duplicates(dataset: Dataset, drop: bool) -> Dataset:
+    """Count repeated and leaked texts, warn when there are any, and (``drop``) remove the leaked rows.
+
+    Repeats within a split are reported but kept: they leak nothing between training and evaluation.
+    """
+    keys = {name: text_keys(split.texts) for name, split in dataset.splits().items()}
+    dataset.duplicates = duplicate_report(keys)
+    _warn_about_duplicates(dataset.duplicates, drop)
+    if drop:
+        _drop_leaks(dataset, keys, dataset.duplicates)
+    return dataset
+
+
+def _drop_leaks(dataset: Dataset, keys: dict[str, list[bytes]], report: DuplicateReport) -> None:
+    """Drop validation rows whose text is in train, test rows whose text is in train or validation, and
+    unlabelled rows whose text is in validation or test (in that order, each against the cleaned splits)."""
+    for name in (n for n in LEAK_SOURCES if n in keys):
+        seen = set().union(*(keys[other] for other in LEAK_SOURCES[name]))
+        kept = np.array([i for i, key in enumerate(keys[name]) if key not in seen], dtype=np.int64)
+        if len(kept) == 0:
+            raise DataError(f"{name}: every row repeats a text of {list(LEAK_SOURCES[name])}; nothing would be left")
+        report.dropped[name] = len(keys[name]) - len(kept)
+        setattr(dataset, name, getattr(dataset, name).subset(kept))
+        keys[name] = [keys[name][i] for i in kept]
+    if any(report.dropped.values()):
+        logger.warning("data.drop_overlap: dropped rows repeating texts of other splits: %s", report.dropped)
+
+
+def _warn_about_duplicates(report: DuplicateReport, drop: bool) -> None:
+    repeats = {name: count for name, count in report.within_split.items() if count}
+    if repeats:
+        logger.warning("rows repeating an earlier row's text within their split (kept): %s", repeats)
+    leaks = {f"{name} in {other}": n for name, others in report.overlap.items() for other, n in others.items() if n}
+    if leaks and not drop:
+        logger.warning(
+            "rows whose text also occurs in another split: %s; they inflate validation/test scores (seen in "
+            "training or in the transfer set); set data.drop_overlap=true to drop them",
+            leaks,
+        )
 
 
 def label_balance(split: Split, label_names: list[str]) -> dict[str, int]:

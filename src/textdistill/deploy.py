@@ -69,36 +69,60 @@ def pruning_sweep(model, sequences, labels, sparsities: list[float], pad_id: int
     return rows
 
 
-def deployables(config: Config, student_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """int8 PyTorch (LSTM/Linear dynamic + int8 embedding), ONNX and ONNX int8 versions of one saved student."""
-    from textdistill.compress import (
-        ONNX_INT8_NAME,
-        ONNX_NAME,
-        compress_embedding,
-        export_onnx,
-        onnx_parity,
-        quantize_dynamic_int8,
-        quantize_onnx_int8,
-    )
+def deployables(config: Config, student_dir: Path, validation: list[np.ndarray]) -> dict[str, Any]:
+    """The ONNX export of one saved student and, if it passes the int8 bar, its ONNX int8 version.
+
+    ``validation`` (the student's validation token ids) decides whether ``model.int8.onnx`` ships: see
+    ``ship_int8``. Returns {"student", "models": {"float": module}, "onnx_parity_max_abs_diff", "int8"} where
+    ``int8`` is ``ship_int8``'s record (None when not quantized).
+    """
+    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME, export_onnx, onnx_parity
     from textdistill.students.hub import Student
 
     student = Student.from_pretrained(student_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    models: dict[str, Any] = {"float": student.model}
-    if config.compress.quantize:
-        models["int8"] = compress_embedding(quantize_dynamic_int8(student.model), config.compress.embedding_dtype)
-    parity = None
+    (student_dir / ONNX_INT8_NAME).unlink(missing_ok=True)  # a file from an earlier run is not this run's check
+    parity, int8 = None, None
     if config.compress.export_onnx:
         max_length = student.config["tokenization"]["max_length"]
         onnx_path = export_onnx(student.model, student_dir / ONNX_NAME, config.compress.onnx_opset, max_length)
-        quantize_onnx_int8(onnx_path, student_dir / ONNX_INT8_NAME)
         probe = student.sequences(["A gripping, beautifully acted film.", "Dull and far too long.", "Fine."] * 3)
         parity = onnx_parity(student.model, onnx_path, probe, student.config["pad_id"])
-    return {"student": student, "models": models, "onnx_parity_max_abs_diff": parity}
+        if config.compress.quantize:
+            int8 = ship_int8(student, onnx_path, validation, config.compress.int8_min_agreement)
+    return {"student": student, "models": {"float": student.model}, "onnx_parity_max_abs_diff": parity, "int8": int8}
+
+
+def ship_int8(student, onnx_path: Path, validation: list[np.ndarray], min_agreement: float) -> dict[str, Any]:
+    """Quantize ``onnx_path`` to int8 and keep ``model.int8.onnx`` next to it only if it is good enough.
+
+    The int8 model's predicted labels are compared with the float student's on ``validation``, here, on the
+    machine that deploys (int8 kernels differ between CPUs). Below ``min_agreement`` the file is deleted and a
+    warning says so. Returns ``int8_check``'s figures plus ``min_agreement``, ``shipped`` and ``status``
+    (``"shipped (agreement 0.9950 >= 0.99)"`` or ``"refused (agreement 0.9700 < 0.99)"``).
+    """
+    from textdistill.compress import ONNX_INT8_NAME, int8_check, quantize_onnx_int8
+
+    path = quantize_onnx_int8(onnx_path, onnx_path.with_name(ONNX_INT8_NAME))
+    check = int8_check(student.model, path, validation, student.config["pad_id"])
+    shipped = check["agreement"] >= min_agreement
+    relation = ">=" if shipped else "<"
+    status = f"{'shipped' if shipped else 'refused'} (agreement {check['agreement']:.4f} {relation} {min_agreement})"
+    if shipped:
+        logger.info("int8: %s on %d validation reviews: %s", status, len(validation), path)
+    else:
+        path.unlink()
+        logger.warning(
+            "int8: %s on %d validation reviews: %s not shipped (compress.int8_min_agreement)",
+            status,
+            len(validation),
+            path,
+        )
+    return check | {"min_agreement": min_agreement, "shipped": shipped, "status": status}
 
 
 def evaluate_variants(variants: dict[str, Any], sequences, labels, teacher, pad_id: int, directory: Path):
-    """Test scores of each variant (PyTorch modules and the int8 ONNX file), with agreement with the float student.
+    """Test scores of the float student and, when it shipped, the int8 ONNX file, with agreement with the float
+    student.
 
     The float ONNX file is not scored again: ``onnx_parity`` bounds its logit difference from the float model.
     """
@@ -130,7 +154,11 @@ def best_student(summaries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], best: dict[str, Any], logits):
-    """Pruning sweep of the main student (validation), and int8/ONNX versions of the main and best students."""
+    """Pruning sweep of the main student (validation), and ONNX/int8 versions of the main and best students.
+
+    Each student's ``int8`` entry records whether its int8 file shipped, e.g. ``"refused (agreement 0.9700 <
+    0.99)"``, and ``int8_check`` the measured figures (validation split, this machine).
+    """
     from textdistill.students.hub import Student
 
     out = Path(config.out_dir) / "compress"
@@ -148,13 +176,20 @@ def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], bes
     )
     result: dict[str, Any] = {"key": key, "sweep": sweep, "students": {}}
     for summary in {main["tag"]: main, best["tag"]: best}.values():
-        made = deployables(config, Path(summary["model_dir"]), out / summary["tag"])
-        test = student_inputs(config, prepared, "test", summary["student_config"]["max_length"])
+        length = summary["student_config"]["max_length"]
+        made = deployables(config, Path(summary["model_dir"]), student_inputs(config, prepared, "validation", length))
+        test = student_inputs(config, prepared, "test", length)
         teacher = None if logits is None else logits["test"]
         scores = evaluate_variants(
             made["models"], test, prepared.dataset.test.labels, teacher, pad, Path(summary["model_dir"])
         )
-        result["students"][summary["tag"]] = {"scores": scores, "onnx_parity": made["onnx_parity_max_abs_diff"]}
+        int8 = made["int8"]
+        result["students"][summary["tag"]] = {
+            "scores": scores,
+            "onnx_parity": made["onnx_parity_max_abs_diff"],
+            "int8": "not made" if int8 is None else int8["status"],
+            "int8_check": int8,
+        }
     write_json(path, result)
     return result
 
@@ -162,7 +197,7 @@ def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], bes
 def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries, compressed) -> list[dict[str, Any]]:
     """Teacher, students and compressed students measured side by side in one process."""
     from textdistill.bench import BenchEntry, bench_models
-    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME, compress_embedding, quantize_dynamic_int8
+    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME
     from textdistill.students.hub import Student
 
     def own_length(summary: dict[str, Any]) -> int:
@@ -184,9 +219,6 @@ def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries
             continue
         if summary is summaries[0]:
             planned += [(entry, lengths) for entry in _pruned_entries(summary["tag"], student.model)]
-        int8 = compress_embedding(quantize_dynamic_int8(student.model), config.compress.embedding_dtype)
-        # no file: bench measures the serialized state dict in memory (the shareable int8 artifact is ONNX)
-        planned.append((BenchEntry(f"{summary['tag']} int8", int8), lengths))
         for suffix, file in (("onnx", ONNX_NAME), ("onnx int8", ONNX_INT8_NAME)):
             if (directory / file).is_file():
                 planned.append((BenchEntry(f"{summary['tag']} {suffix}", directory / file), lengths))

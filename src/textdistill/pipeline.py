@@ -192,45 +192,54 @@ def logits_stage(config: Config, prepared: Prepared, model_dir: Path | None) -> 
 
 
 def _model_for(mode: str, model_dir: Path, models: dict[str, Any]):
-    """The fp32 teacher, or its int8 dynamic quantization, loaded once."""
+    """The fp32 teacher, or (``onnx-int8``) its ONNX Runtime int8 version ``model.int8.onnx`` next to the weights
+    (exported on first use), loaded once."""
     from textdistill.teacher import load_teacher
 
     if mode not in models:
-        model = load_teacher(model_dir, "cpu" if mode == "int8" else None)
-        if mode == "int8":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        models[mode] = model
+        if mode == "onnx-int8":
+            from textdistill.compress import ONNX_INT8_NAME, OnnxSequenceClassifier, export_classifier_int8
+
+            teacher, path = load_teacher(model_dir, "cpu"), model_dir / ONNX_INT8_NAME
+            if not path.is_file():
+                export_classifier_int8(teacher, path)
+            models[mode] = OnnxSequenceClassifier(path, teacher.config, torch.get_num_threads())
+        else:
+            models[mode] = load_teacher(model_dir)
     return models[mode]
 
 
 def _logit_mode(
     config: Config, prepared: Prepared, model_dir: Path, models: dict[str, Any], split: str, exact: np.ndarray | None
 ) -> str:
-    """``fp32``, or ``int8`` for non-validation splits when the int8 teacher agrees with the fp32 validation
+    """``fp32``, or ``onnx-int8`` for non-validation splits when the int8 teacher agrees with the fp32 validation
     logits ``exact`` on >= 99.5% of reviews (validation itself is always fp32: model selection sees the exact
-    teacher)."""
+    teacher). The check is stored next to the teacher; one from the former PyTorch int8 pass is redone."""
     if not config.teacher.int8_logit_pass or split == "validation" or torch.cuda.is_available():
         return "fp32"
     assert exact is not None
     check_path = model_dir / "int8_logit_check.json"
-    if not check_path.is_file():
+    check = json.loads(check_path.read_text()) if check_path.is_file() else {}
+    if check.get("pass") != "onnx-int8":
         inputs = teacher_inputs(config, prepared, "validation")
         pad = prepared.tokenizer.pad_token_id
+        model = _model_for("onnx-int8", model_dir, models)
         started = time.perf_counter()
         from textdistill.teacher import predict_logits
 
-        fast = predict_logits(_model_for("int8", model_dir, models), inputs, pad, config.teacher.logit_batch_size)
+        fast = predict_logits(model, inputs, pad, config.teacher.logit_batch_size)
         seconds = time.perf_counter() - started
         check = {
+            "pass": "onnx-int8",
             "agreement": agreement(exact, fast),
             "max_abs_logit_diff": float(np.abs(exact - fast).max()),
+            "relative_max_abs_logit_diff": float(np.abs(exact - fast).max() / max(np.abs(exact).max(), 1e-12)),
             "int8_reviews_per_second": len(inputs) / seconds,
             "threshold": 0.995,
         }
         prepared.cache.write_json(check_path, check)
         logger.info("int8 logit pass: agreement with fp32 on validation %.4f", check["agreement"])
-    check = json.loads(check_path.read_text())
-    return "int8" if check["agreement"] >= check["threshold"] else "fp32"
+    return "onnx-int8" if check["agreement"] >= check["threshold"] else "fp32"
 
 
 def _compute_logits(config: Config, prepared: Prepared, model, split: str) -> np.ndarray:
@@ -360,6 +369,8 @@ def data_report(config: Config, prepared: Prepared) -> dict[str, Any]:
             "dropped_rows": prepared.dataset.dropped_rows.get(name, 0),
             "token_lengths": length_report(prepared.encoded[name], limits),
         }
+    if prepared.dataset.duplicates is not None:
+        report["duplicates"] = prepared.dataset.duplicates.to_dict()
     if config.embeddings.enabled:
         embedding = embeddings_for(config, prepared)
         report["word2vec"] = {

@@ -131,8 +131,12 @@ def write_report(
     label_names: list[str],
     metrics: dict[str, Any],
     notes: list[str] | None = None,
+    sections: list[str] | None = None,
 ) -> dict[str, Path]:
-    """Write results.md, metrics.json and the PNG plots into ``out_dir``; returns the written paths."""
+    """Write results.md, metrics.json and the PNG plots into ``out_dir``; returns the written paths.
+
+    ``sections``: extra markdown lines (e.g. ``data_section``) placed after the tables, before the notes.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "learning_curves": plot_learning_curves(curves, out_dir / "learning_curves.png"),
@@ -149,12 +153,40 @@ def write_report(
         lines += ["## Pruning sweep (validation split)", "", "| method | pruned | accuracy |", "| --- | --- | --- |"]
         lines += [f"| {r['method']} | {100 * r['sparsity']:.0f}% | {r['accuracy']:.4f} |" for r in sweep]
         lines.append("")
+    lines += sections or []
     lines += [f"- {note}" for note in notes or []]
     lines += ["", *[f"![{name}]({path.name})" for name, path in paths.items()], ""]
     (out_dir / "results.md").write_text("\n".join(lines), encoding="utf-8")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str), encoding="utf-8")
     paths["results"] = out_dir / "results.md"
     return paths
+
+
+def data_section(data: dict[str, Any]) -> list[str]:
+    """Markdown lines for results.md from a data report (``data.json``): rows, fingerprints, bad rows,
+    repeated texts within each split and texts shared with other splits (leaks), with any rows dropped."""
+    duplicates = data.get("duplicates") or {}
+    within, overlap, dropped = (duplicates.get(key, {}) for key in ("within_split", "overlap", "dropped"))
+    lines = [
+        "## Data",
+        "",
+        "| split | rows | fingerprint | bad rows dropped | repeats within split | also in (rows) | dropped as leaks |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, split in data.get("splits", {}).items():
+        shared = ", ".join(f"{other}: {count:,}" for other, count in overlap.get(name, {}).items())
+        cells = [name, f"{split['rows']:,}", split["fingerprint"], f"{split.get('dropped_rows', 0):,}"]
+        cells += [_cell(within.get(name), "{:,}"), shared or "–", _cell(dropped.get(name), "{:,}")]
+        lines.append("| " + " | ".join(cells) + " |")
+    leaked = sum(count for others in overlap.values() for count in others.values())
+    if duplicates:
+        lines += ["", f"Texts compared after normalisation ({duplicates.get('normalisation', 'exact')})."]
+    if leaked and not any(dropped.values()):
+        lines.append(
+            f"**{leaked:,} validation/test/unlabelled row(s) repeat a text of another split** (seen in training or "
+            "in the transfer set): validation and test scores may be optimistic; `data.drop_overlap: true` drops them."
+        )
+    return [*lines, ""]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -196,7 +228,7 @@ def _report_rows(config: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
         scores = dict(compressed.get("scores", {}))
         if compressed.get("onnx_parity") is not None:
             scores["onnx"] = scores["float"]  # float ONNX = the float student within the parity bound
-        for variant, name in (("int8", "int8"), ("onnx", "onnx"), ("onnx-int8", "onnx int8")):
+        for variant, name in (("onnx", "onnx"), ("onnx-int8", "onnx int8")):
             if variant in scores:
                 s = scores[variant]
                 rows.append(
@@ -240,6 +272,15 @@ def _learning_curves(metrics: dict[str, Any]) -> dict[str, list[dict[str, float]
     return curves
 
 
+def _int8_notes(compressed: dict[str, Any]) -> list[str]:
+    """Whether each student's ONNX int8 file shipped: it must agree with the float student on validation."""
+    return [
+        f"{tag} ONNX int8: {entry['int8']} (agreement with the float student on validation)"
+        for tag, entry in compressed["students"].items()
+        if "int8" in entry
+    ]
+
+
 def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any]) -> None:
     """results.md, metrics.json and the plots of a whole run (``config``: its Config), from its metrics alone."""
     best = next(s for s in metrics["students"] if s["tag"] == metrics["best_student"])
@@ -256,7 +297,10 @@ def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any
         "(max |Δlogit| in metrics.json, compress.students.*.onnx_parity)",
         "unstructured pruning leaves dense kernels as slow as before (see bench.json); speed comes from "
         "smaller dense models, int8 kernels and ONNX Runtime",
+        *_int8_notes(metrics["compress"]),
     ]
+    data_json = Path(config.out_dir) / "data.json"  # written by the run's data stage
+    sections = data_section(json.loads(data_json.read_text(encoding="utf-8"))) if data_json.is_file() else []
     write_report(
         Path(config.out_dir),
         rows,
@@ -266,4 +310,5 @@ def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any
         label_names,
         metrics,
         notes,
+        sections,
     )

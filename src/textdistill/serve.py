@@ -6,24 +6,31 @@ Endpoints:
 - ``POST /predict`` with ``{"texts": ["...", ...]}`` → ``{"predictions": [{"label", "probabilities"}, ...]}``
 
 Every bad request gets a JSON ``{"detail": "<what is wrong>"}``: malformed JSON → 400; a body that is not
-``{"texts": [non-empty list of strings]}`` → 422; more than ``max_texts`` texts, a text over ``max_chars``
-characters, or a body too large to hold such a request → 413. The body is read with a size cap, so a huge
-upload is refused without being buffered. Predictions run in a worker thread (at most ``max_concurrency`` at
-once), so the event loop keeps answering ``/health`` while a model works.
+``{"texts": [non-empty list of strings]}``, or a text that is empty, whitespace-only or not valid Unicode (an
+unpaired surrogate such as ``"\\ud800"``) → 422 naming its index; more than ``max_texts`` texts, a text over
+``max_chars`` characters, or a body too large to hold such a request → 413. A model that answers NaN or inf is
+a 500 saying so, never a prediction. The body is read with a size cap, so a huge upload is refused without
+being buffered. Predictions run in a worker thread (at most ``max_concurrency`` at once), so the event loop
+keeps answering ``/health`` while a model works.
 
-Run it with ``python -m textdistill.serve --model-dir DIR`` (binds 127.0.0.1 unless ``--host`` says otherwise).
+Run it with ``textdistill serve DIR`` or ``python -m textdistill.serve DIR`` (the same arguments; binds 127.0.0.1
+unless ``--host`` says otherwise).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
+
+from textdistill.students.hub import NonFiniteLogitsError, Student, text_problem, verify_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +89,8 @@ def parse_json(body: bytes) -> Any:
 
 
 def validated_texts(payload: Any, max_texts: int, max_chars: int) -> list[str]:
-    """``payload["texts"]`` checked: 422 for a wrong shape or type or an empty list, 413 for the size limits."""
+    """``payload["texts"]`` checked: 422 for a wrong shape or type, an empty list or a text that cannot be
+    classified (``hub.text_problem``: empty, whitespace-only, not valid Unicode), 413 for the size limits."""
     if not isinstance(payload, dict) or "texts" not in payload:
         raise HTTPException(422, 'the body must be a JSON object with a "texts" list: {"texts": ["a review"]}')
     unknown = sorted(set(payload) - {"texts"})
@@ -100,7 +108,25 @@ def validated_texts(payload: Any, max_texts: int, max_chars: int) -> list[str]:
             raise HTTPException(422, f"texts[{index}] must be a string, got {type(text).__name__}")
         if len(text) > max_chars:
             raise HTTPException(413, f"texts[{index}] has {len(text):,} characters; the limit is {max_chars:,}")
+        problem = text_problem(text)
+        if problem:
+            raise HTTPException(422, f"texts[{index}] {problem}")
     return texts
+
+
+def non_finite_predictions(predictions: list[dict[str, Any]]) -> list[int]:
+    """Indices of predictions with a NaN or inf probability (a broken model; JSON cannot even carry them)."""
+    return [
+        index
+        for index, prediction in enumerate(predictions)
+        if not all(math.isfinite(p) for p in prediction["probabilities"].values())
+    ]
+
+
+def broken_model(indices: list[int]) -> HTTPException:
+    return HTTPException(
+        500, f"the model produced NaN or inf for texts {indices[:10]}: the served model is broken; no prediction"
+    )
 
 
 def create_app(
@@ -124,22 +150,48 @@ def create_app(
         texts = validated_texts(parse_json(await read_body(request, limit)), max_texts, max_chars)
         try:
             predictions = await anyio.to_thread.run_sync(predictor.predict, texts, limiter=limiter)
+        except NonFiniteLogitsError as error:
+            logger.error("prediction failed for %d texts: %s", len(texts), error)
+            raise HTTPException(500, f"{error}") from None
         except Exception:
             logger.exception("prediction failed for %d texts", len(texts))
             raise HTTPException(500, "prediction failed; the server log has the details") from None
+        broken = non_finite_predictions(predictions)
+        if broken:
+            logger.error("the model produced NaN or inf probabilities for texts %s", broken)
+            raise broken_model(broken)
         return {"predictions": predictions}
 
     return app
 
 
+def load_onnx_predictor(model_dir: str | Path, onnx_file: str) -> Predictor:
+    """The ONNX export ``model_dir/onnx_file`` behind the student's tokenizer, checked by one probe prediction.
+
+    A file ONNX Runtime cannot load, or a graph that cannot classify a text (wrong inputs, NaN outputs), is a
+    ValueError naming the file, so the server never starts on it.
+    """
+    from textdistill.compress import load_onnx_student
+
+    path = Path(model_dir) / onnx_file
+    try:
+        student = load_onnx_student(model_dir, onnx_file)
+    except ValueError:
+        raise
+    except Exception as error:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+        raise ValueError(f"{path} is not a loadable ONNX model: {type(error).__name__}: {error}") from error
+    verify_tokenizer(student.tokenizer, student.config, Path(model_dir))
+    try:
+        student.predict_logits(["a probe sentence"])
+    except Exception as error:
+        raise ValueError(f"{path} loads but cannot classify a text: {type(error).__name__}: {error}") from error
+    return student
+
+
 def load_predictor(model_dir: str | Path, onnx_file: str | None = None) -> Predictor:
     """A saved student (``Student.from_pretrained``), or its ONNX export run by ONNX Runtime."""
     if onnx_file:
-        from textdistill.compress import load_onnx_student
-
-        return load_onnx_student(model_dir, onnx_file)
-    from textdistill.students.hub import Student
-
+        return load_onnx_predictor(model_dir, onnx_file)
     return Student.from_pretrained(model_dir)
 
 
@@ -163,3 +215,9 @@ def serve(
     app = create_app(load_predictor(model_dir, onnx_file), max_texts, max_chars)
     logger.info("serving %s on http://%s:%d", model_dir, host, port)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+if __name__ == "__main__":  # python -m textdistill.serve DIR [options]: the same as textdistill serve
+    from textdistill.cli import main
+
+    raise SystemExit(main(["serve", *sys.argv[1:]]))

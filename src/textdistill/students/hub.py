@@ -3,20 +3,29 @@
 A saved student is a directory with ``config.json`` (``"textdistill_student": true``, the student name and
 resolved arch, sizes, label mapping, tokenisation settings), ``model.safetensors``, the tokenizer files
 (``save_pretrained``) and a ``README.md`` model card. ``Student.from_pretrained(directory)`` loads it back.
+
+``config.json`` also records ``weights_sha256`` (sha256 of ``model.safetensors``) and ``tokenizer_fingerprint``
+(``tokens.tokenizer_fingerprint`` of the saved tokenizer). Loading checks both, refuses weights with NaN or inf
+values and a tokenizer with more tokens than the embedding has rows, so a damaged or mixed-up directory is a
+ValueError rather than a model that silently answers differently. Directories saved before these keys existed
+load with a warning.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialise_tensors
 from torch import nn
 
 from textdistill import __version__
@@ -29,6 +38,7 @@ from textdistill.tokens import (
     load_tokenizer,
     model_inputs,
     normalise_text,
+    tokenizer_fingerprint,
 )
 
 logger = logging.getLogger(__name__)
@@ -37,6 +47,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 _ALIASES_KEY = "textdistill_aliases"
+WEIGHTS_CHECKSUM_KEY = "weights_sha256"
+TOKENIZER_FINGERPRINT_KEY = "tokenizer_fingerprint"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -66,12 +78,30 @@ def _deduplicated(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tenso
     return tensors, aliases
 
 
-def save_weights(model: nn.Module, path: Path) -> None:
-    """Write ``model.state_dict()`` to a safetensors file atomically; tied tensors are stored once."""
+def save_weights(model: nn.Module, path: Path) -> str:
+    """Write ``model.state_dict()`` to a safetensors file atomically; tied tensors are stored once.
+
+    Returns the sha256 (hex) of the file's bytes. The file is written with ``open`` so its mode follows the umask
+    (0644 under umask 022), not the 0600 of a private temporary file.
+    """
     tensors, aliases = _deduplicated(model.state_dict())
+    data = serialise_tensors(tensors, metadata={"format": "pt", _ALIASES_KEY: json.dumps(aliases)})
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", _ALIASES_KEY: json.dumps(aliases)})
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
     tmp.replace(path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -234,8 +264,9 @@ def save_student(
         "label2id": {label: i for i, label in enumerate(label_names)},
         "tokenization": {"max_length": max_length, "truncation": truncation, "head_fraction": head_fraction},
     }
-    save_weights(model, directory / WEIGHTS_NAME)
+    config[WEIGHTS_CHECKSUM_KEY] = save_weights(model, directory / WEIGHTS_NAME)
     tokenizer.save_pretrained(str(directory))
+    config[TOKENIZER_FINGERPRINT_KEY] = tokenizer_fingerprint(load_tokenizer(str(directory)))
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     (directory / CARD_NAME).write_text(model_card(config, metrics, card_extra), encoding="utf-8")
     logger.info("saved student %s (%d parameters) to %s", name, config["num_parameters"], directory)
@@ -256,6 +287,96 @@ def read_student_config(directory: Path) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("textdistill_student") is not True:
         raise ValueError(f'{path} is not a textdistill student config (no "textdistill_student": true)')
     return config
+
+
+# ---------------------------------------------------------------------------------------------------
+# Integrity checks at load time
+
+
+def verify_weights_checksum(directory: Path, config: dict[str, Any]) -> None:
+    """Compare ``model.safetensors`` with the sha256 in config.json; a mismatch is a ValueError naming the file."""
+    expected = config.get(WEIGHTS_CHECKSUM_KEY)
+    path = directory / WEIGHTS_NAME
+    if expected is None:  # saved before checksums: warn_if_unverifiable says so
+        return
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ValueError(
+            f"{path} does not match the {WEIGHTS_CHECKSUM_KEY} in {directory / CONFIG_NAME} (expected {expected}, "
+            f"file has {actual}): the weights are damaged or were replaced; re-save the student"
+        )
+
+
+def verify_finite_weights(model: nn.Module, path: Path) -> None:
+    """A ValueError naming the weights that hold NaN or inf: such a model would answer NaN for every text."""
+    broken = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if broken:
+        listed = ", ".join(repr(name) for name in broken[:5]) + (
+            f" and {len(broken) - 5} more" if len(broken) > 5 else ""
+        )
+        raise ValueError(f"{path} holds NaN or inf values in {listed}: the model is broken (did training diverge?)")
+
+
+def verify_tokenizer(tokenizer: Any, config: dict[str, Any], directory: Path) -> None:
+    """The tokenizer files must fit the embedding and be the ones the student was saved with (a ValueError if not)."""
+    if len(tokenizer) > config["vocab_size"]:
+        raise ValueError(
+            f"the tokenizer in {directory} has {len(tokenizer):,} tokens but the student's embedding has "
+            f"{config['vocab_size']:,} rows ({CONFIG_NAME} vocab_size): the tokenizer files belong to another model"
+        )
+    expected = config.get(TOKENIZER_FINGERPRINT_KEY)
+    actual = tokenizer_fingerprint(tokenizer)
+    if expected is not None and actual != expected:
+        raise ValueError(
+            f"the tokenizer files in {directory} (tokenizer.json, vocab.txt, tokenizer_config.json) are not the ones "
+            f"the student was saved with: fingerprint {actual}, but {CONFIG_NAME} records {expected}; "
+            "restore the original tokenizer files or re-save the student"
+        )
+
+
+def warn_if_unverifiable(config: dict[str, Any], directory: Path) -> None:
+    """Directories saved before the checksum keys existed still load, with a warning saying what is unchecked."""
+    missing = [key for key in (WEIGHTS_CHECKSUM_KEY, TOKENIZER_FINGERPRINT_KEY) if key not in config]
+    if missing:
+        logger.warning(
+            "%s has no %s (saved by an older textdistill): damaged weights or swapped tokenizer files cannot be "
+            "detected; re-save the student to add them",
+            directory / CONFIG_NAME,
+            " or ".join(missing),
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Raw texts
+
+
+class NonFiniteLogitsError(ValueError):
+    """The model produced NaN or inf logits: a broken model, never a prediction."""
+
+
+def text_problem(text: Any) -> str | None:
+    """Why ``text`` cannot be classified (not a string, empty after normalisation, not valid Unicode), or None."""
+    if not isinstance(text, str):
+        return f"is not a string but {type(text).__name__}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"is not valid Unicode: an unpaired surrogate {text[error.start]!r} at character {error.start}"
+    if not normalise_text(text):
+        return "is empty or whitespace-only: there is nothing to classify"
+    return None
+
+
+def check_texts(texts: list[str]) -> None:
+    """A ValueError naming the index of every text that ``text_problem`` refuses (up to five are listed)."""
+    problems = [f"texts[{index}] {problem}" for index, text in enumerate(texts) if (problem := text_problem(text))]
+    if problems:
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise ValueError("; ".join(problems[:5]) + more)
 
 
 class Student:
@@ -279,14 +400,24 @@ class Student:
             )
         except (KeyError, ValueError) as error:
             raise ValueError(f"{directory / CONFIG_NAME} does not describe a valid student: {error!s}") from error
-        load_weights(model, directory / WEIGHTS_NAME)
-        return cls(model, load_tokenizer(str(directory)), config)
+        warn_if_unverifiable(config, directory)
+        load_weights(model, directory / WEIGHTS_NAME)  # an unreadable file is reported as such, before the checksum
+        verify_weights_checksum(directory, config)
+        verify_finite_weights(model, directory / WEIGHTS_NAME)
+        tokenizer = load_tokenizer(str(directory))
+        verify_tokenizer(tokenizer, config, directory)
+        return cls(model, tokenizer, config)
 
     def sequences(self, texts: list[str]) -> list[np.ndarray]:
-        """Token ids of raw texts, normalised, truncated by the saved settings and wrapped in [CLS] … [SEP]."""
+        """Token ids of raw texts, normalised, truncated by the saved settings and wrapped in [CLS] … [SEP].
+
+        A text that is not a string, is empty or whitespace-only, or is not valid Unicode is a ValueError naming
+        its index (see ``text_problem``).
+        """
         settings = self.config["tokenization"]
         if not texts:
             return []
+        check_texts(texts)
         cleaned = [normalise_text(text) for text in texts]
         ids = self.tokenizer(cleaned, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         encoded = EncodedTexts.from_sequences(ids)
@@ -295,8 +426,15 @@ class Student:
         )
 
     def predict_logits(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Logits (n, num_labels) float32, in the order of ``texts``."""
-        return predict_logits(self.model, self.sequences(texts), self.config["pad_id"], batch_size)
+        """Logits (n, num_labels) float32, in the order of ``texts``; NaN or inf is a ``NonFiniteLogitsError``."""
+        logits = predict_logits(self.model, self.sequences(texts), self.config["pad_id"], batch_size)
+        broken = np.flatnonzero(~np.isfinite(logits).all(axis=1))
+        if broken.size:
+            raise NonFiniteLogitsError(
+                f"the model produced NaN or inf logits for {broken.size} of {len(texts)} texts (indices "
+                f"{broken[:10].tolist()}): the model is broken; no prediction is made"
+            )
+        return logits
 
     def predict(self, texts: list[str], batch_size: int = 64) -> list[dict[str, Any]]:
         """One ``{"label": str, "probabilities": {label: float}}`` per text, in input order."""
