@@ -23,7 +23,8 @@ from typing import Any
 from _common import machine, write_result
 
 from textdistill.config import load_config
-from textdistill.pipeline import prepare_data, run, teacher_dir
+from textdistill.pipeline import prepare_data, teacher_dir
+from textdistill.workflow import run
 
 
 def teacher_record(config, prepared) -> dict[str, Any]:
@@ -36,8 +37,8 @@ def teacher_record(config, prepared) -> dict[str, Any]:
         "train_examples": config.teacher.max_train or len(prepared.dataset.train),
         "train_seconds": summary["train_seconds"],
         "train_reviews_per_second": summary["train_reviews_per_second"],
-        "validation": {k: summary["validation_metrics"][k] for k in ("accuracy", "f1_macro")},
-        "test": {k: summary["test_metrics"][k] for k in ("accuracy", "f1_macro", "confusion_matrix")},
+        "validation": {k: summary["validation_metrics"][k] for k in ("accuracy", "macro_f1")},
+        "test": {k: summary["test_metrics"][k] for k in ("accuracy", "macro_f1", "confusion_matrix")},
         "tokens": summary["tokens"],
         "hyperparameters": summary["hyperparameters"],
     }
@@ -55,8 +56,9 @@ def teacher_inference_speed(config, prepared, model_dir: Path, count: int = 512)
     """fp32 logit-pass throughput on ``count`` validation reviews, as the pipeline runs it (all cores)."""
     import torch
 
+    from textdistill.inference import predict_logits
     from textdistill.pipeline import teacher_inputs
-    from textdistill.teacher import load_teacher, predict_logits
+    from textdistill.teachers.transformer import load_teacher
 
     model = load_teacher(model_dir, "cpu")
     inputs = teacher_inputs(config, prepared, "validation")[:count]
@@ -84,7 +86,7 @@ def student_record(summary: dict[str, Any]) -> dict[str, Any]:
         "train_examples": summary["train_examples"],
         "parameters": summary["parameters"],
         "test_accuracy": summary["test"]["accuracy"],
-        "test_f1_macro": summary["test"]["macro_f1"],
+        "test_macro_f1": summary["test"]["macro_f1"],
         "test_agreement_with_teacher": summary["test"].get("agreement"),
         "best_validation_accuracy": training["best_val_accuracy"],
         "best_epoch": training["best_epoch"],

@@ -44,7 +44,7 @@ def main() -> None:
         "validation_accuracy_by_C": {str(c): v[0] for c, v in by_c.items()},
         "chosen_C": best_c,
         "test_accuracy": test_metrics["accuracy"],
-        "test_f1_macro": test_metrics["f1_macro"],
+        "test_macro_f1": test_metrics["macro_f1"],
         "features": train.shape[1],
         "wall_seconds": time.perf_counter() - started,
         "seed": args.seed,

@@ -60,6 +60,7 @@ def tiny_student(directory: Path) -> Path:
 
     from textdistill.students import build_student
     from textdistill.students.hub import save_student
+    from textdistill.tokens import TokenSettings
 
     words = sorted({w.strip(".,;").lower() for text in SAMPLE_REVIEWS for w in text.split()})
     (directory / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
@@ -68,10 +69,14 @@ def tiny_student(directory: Path) -> Path:
     arch = {"embedding_dim": 32, "hidden_size": 32, "attention_dim": 16}
     model = build_student("rnn-attention", arch, vocab_size=len(tokenizer), num_labels=2).eval()
     return save_student(
-        model, directory / "student", name="rnn-attention", arch=arch, vocab_size=len(tokenizer), num_labels=2,
-        pad_id=0, label_names=["negative", "positive"], tokenizer=tokenizer, max_length=400, truncation="head+tail",
-        head_fraction=0.25,
-    )  # fmt: skip
+        model,
+        directory / "student",
+        name="rnn-attention",
+        arch=arch,
+        tokenizer=tokenizer,
+        label_names=["negative", "positive"],
+        tokens=TokenSettings(400, "head+tail", 0.25),
+    )
 
 
 def _environment() -> dict[str, str]:

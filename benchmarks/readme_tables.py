@@ -17,7 +17,7 @@ def _load(name: str) -> dict[str, Any]:
 
 def students_table(reference: dict[str, Any]) -> str:
     lines = [
-        "| model | tokens read | distilled | parameters | test accuracy | test F1 | agreement with teacher | "
+        "| model | tokens read | distilled | parameters | test accuracy | test macro F1 | agreement with teacher | "
         "train wall time | train examples/s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -26,21 +26,21 @@ def students_table(reference: dict[str, Any]) -> str:
         lines.append(
             f"| teacher: 6-layer BERT fine-tuned on {teacher['train_examples']:,} reviews | "
             f"{teacher['tokens']['max_length']} ({teacher['tokens']['truncation']}) | – | 22,713,602 | "
-            f"{teacher['test']['accuracy']:.4f} | {teacher['test']['f1_macro']:.4f} | – | "
+            f"{teacher['test']['accuracy']:.4f} | {teacher['test']['macro_f1']:.4f} | – | "
             f"{teacher['train_seconds'] / 60:.0f} min | {teacher['train_reviews_per_second']:.1f} |"
         )
     for s in reference["students"]:
         agreement = s["test_agreement_with_teacher"]
         lines.append(
             f"| {s['tag']} | {s['max_length']} | {'yes' if s['distilled'] else 'no (hard labels)'} | "
-            f"{s['parameters']:,} | {s['test_accuracy']:.4f} | {s['test_f1_macro']:.4f} | "
+            f"{s['parameters']:,} | {s['test_accuracy']:.4f} | {s['test_macro_f1']:.4f} | "
             f"{'–' if agreement is None else f'{agreement:.4f}'} | {s['train_wall_seconds'] / 60:.1f} min | "
             f"{s['train_examples_per_second']:.0f} |"
         )
     linear = _load("linear_baseline.json")
     lines.append(
         f"| TF-IDF uni+bigram logistic regression (`benchmarks/linear_baseline.py`) | all | no | "
-        f"{linear['features']:,} features | {linear['test_accuracy']:.4f} | {linear['test_f1_macro']:.4f} | "
+        f"{linear['features']:,} features | {linear['test_accuracy']:.4f} | {linear['test_macro_f1']:.4f} | "
         f"– | {linear['wall_seconds']:.0f} s | – |"
     )
     return "\n".join(lines)

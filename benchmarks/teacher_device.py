@@ -4,7 +4,7 @@ The CPU machines here fine-tune the 6-layer BERT at ~7 reviews/s (hours for IMDB
 the same work in minutes. The device gets a carry folder made by ``benchmarks/make_device_carry.py``
 (the 6-layer BERT packed to fit the transfer limit, and every split's token ids truncated to 512
 ``head+tail``, from which any shorter head / head+tail input is cut exactly). It runs the same
-``textdistill.teacher.fine_tune`` code path as ``textdistill teacher``:
+``textdistill.teachers.transformer.fine_tune`` code path as ``textdistill teacher``:
 
 1. one fine-tune per truncation candidate on the 20,000 training reviews, each scored on the
    5,000 validation reviews (the test set plays no part in the choice);
@@ -33,8 +33,9 @@ import numpy as np
 import torch
 
 from textdistill.config import TeacherConfig
+from textdistill.inference import predict_logits
 from textdistill.metrics import classification_metrics
-from textdistill.teacher import fine_tune, load_teacher, predict_logits
+from textdistill.teachers.transformer import fine_tune, load_teacher
 from textdistill.tokens import load_tokenizer, truncate
 
 CANDIDATES = [(512, "head+tail"), (256, "head+tail"), (128, "head+tail"), (128, "head")]
@@ -148,7 +149,7 @@ def logits_for_all(model_dir: Path, splits: dict, max_length: int, strategy: str
         seconds = time.perf_counter() - started
         stored[name] = logits.astype(np.float16)
         stored[f"{name}_fingerprint"] = np.array(split["fingerprint"])
-        report[name] = {"n": len(sequences), "seconds": seconds, "reviews_per_second": len(sequences) / seconds}
+        report[name] = {"examples": len(sequences), "seconds": seconds, "reviews_per_second": len(sequences) / seconds}
         if split["labels"].min() >= 0:
             metrics = classification_metrics(split["labels"], logits.argmax(-1), 2)
             report[name].update(metrics)

@@ -22,8 +22,9 @@ import torch
 from textdistill.cache import ArtifactCache
 from textdistill.config import DataConfig, TeacherConfig
 from textdistill.data import load_dataset, stratified_sample
+from textdistill.inference import predict_logits
 from textdistill.metrics import classification_metrics
-from textdistill.teacher import fine_tune, load_teacher, predict_logits
+from textdistill.teachers.transformer import fine_tune, load_teacher
 from textdistill.tokens import SpecialIds, encode_cached, load_tokenizer, model_inputs
 
 CANDIDATES = [(128, "head+tail"), (128, "head")]
@@ -69,7 +70,7 @@ def main() -> None:
                 "max_length": max_length,
                 "truncation": strategy,
                 "validation_accuracy": metrics["accuracy"],
-                "validation_f1": metrics["f1_macro"],
+                "validation_macro_f1": metrics["macro_f1"],
                 "train_seconds": summary["train_seconds"],
                 "train_reviews_per_second": summary["train_reviews_per_second"],
                 "inference_reviews_per_second": len(val_in) / infer_seconds,

@@ -12,6 +12,7 @@ from textdistill.config import ConfigError, load_config
 from textdistill.pipeline import student_plans
 from textdistill.students import build_student
 from textdistill.students.hub import save_student
+from textdistill.tokens import TokenSettings
 
 LABELS = ["neg", "pos"]
 
@@ -24,14 +25,9 @@ def saved_student(tiny_tokenizer, tmp_path):
         tmp_path / "student",
         name="cnn",
         arch={"embedding_dim": 8, "num_filters": 4},
-        vocab_size=len(tiny_tokenizer),
-        num_labels=2,
-        pad_id=0,
         label_names=LABELS,
         tokenizer=tiny_tokenizer,
-        max_length=16,
-        truncation="head",
-        head_fraction=0.25,
+        tokens=TokenSettings(16, "head", 0.25),
     )
 
 

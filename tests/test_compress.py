@@ -13,7 +13,8 @@ from textdistill import compress
 from textdistill.config import DistillConfig
 from textdistill.students import build_student, count_parameters
 from textdistill.students.hub import Student, predict_logits, read_weights, save_student
-from textdistill.tokens import pad_batch
+from textdistill.students.rnn_attention import UnpackedRNNAttention
+from textdistill.tokens import TokenSettings, pad_batch
 from textdistill.train import DistillData
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -187,14 +188,9 @@ def test_structured_prune_shrinks_and_round_trips(kind, field, kept, tiny_tokeni
         tmp_path / kind,
         name=name,
         arch={},
-        vocab_size=len(tiny_tokenizer),
-        num_labels=2,
-        pad_id=0,
         label_names=LABELS,
         tokenizer=tiny_tokenizer,
-        max_length=32,
-        truncation="head",
-        head_fraction=0.25,
+        tokens=TokenSettings(32, "head", 0.25),
     )
     loaded = Student.from_pretrained(directory)
     assert getattr(loaded.model.config, field) == kept
@@ -238,6 +234,9 @@ def test_structured_prune_errors():
         compress.structured_prune(make("cnn"), 1.0)
     with pytest.raises(TypeError, match="supports"):
         compress.structured_prune(nn.Linear(2, 2), 0.5)
+    ngram = build_student("ngram-bag", {"embedding_dim": 8, "bigram_buckets": 11}, vocab_size=60, num_labels=2)
+    with pytest.raises(NotImplementedError, match="ngram-bag has no structured pruning"):
+        compress.structured_prune(ngram, 0.5)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -266,7 +265,7 @@ def test_unpacked_rnn_equals_the_packed_student(kind):
     input_ids, attention_mask = pad_batch(rows, 0)
     with torch.no_grad():
         expected = model(input_ids, attention_mask)
-        actual = compress.UnpackedRNNAttention(model).eval()(input_ids, attention_mask)
+        actual = UnpackedRNNAttention(model).eval()(input_ids, attention_mask)
     torch.testing.assert_close(actual, expected, atol=1e-6, rtol=0)
 
 
@@ -337,14 +336,9 @@ def test_onnx_student_predicts_texts(tiny_tokenizer, tmp_path):
         tmp_path / "student",
         name="rnn-attention",
         arch={},
-        vocab_size=len(tiny_tokenizer),
-        num_labels=2,
-        pad_id=0,
         label_names=LABELS,
         tokenizer=tiny_tokenizer,
-        max_length=32,
-        truncation="head",
-        head_fraction=0.25,
+        tokens=TokenSettings(32, "head", 0.25),
     )
     compress.export_onnx(model, directory / compress.ONNX_NAME, max_length=32)
     texts = ["a wonderful film", "boring", "the worst acting and a dull plot"]
@@ -368,14 +362,9 @@ def saved_cnn(tokenizer, directory, model: nn.Module | None = None):
         directory,
         name=name,
         arch=arch,
-        vocab_size=len(tokenizer),
-        num_labels=2,
-        pad_id=0,
         label_names=LABELS,
         tokenizer=tokenizer,
-        max_length=48,
-        truncation="head",
-        head_fraction=0.25,
+        tokens=TokenSettings(48, "head", 0.25),
     )
 
 
@@ -443,8 +432,8 @@ def test_int8_min_agreement_is_a_share():
 def test_teacher_int8_logit_pass_through_onnx(tmp_path):
     from transformers import BertConfig, BertForSequenceClassification
 
+    from textdistill.inference import predict_logits as teacher_logits
     from textdistill.pipeline import _model_for
-    from textdistill.teacher import predict_logits as teacher_logits
 
     torch.manual_seed(0)
     bert = BertConfig(

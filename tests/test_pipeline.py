@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from textdistill import pipeline
+from textdistill import pipeline, workflow
 from textdistill.config import ConfigError, load_config
-from textdistill.pipeline import distill, run
+from textdistill.pipeline import distill
+from textdistill.workflow import run
 
 TINY_RUN = {
     "data.path": "builtin:toy-reviews",
@@ -65,6 +68,11 @@ def test_run_writes_every_artifact(finished_run):
         assert (Path(summary["model_dir"]) / "README.md").is_file()  # model card
     results = (Path(out) / "results.md").read_text()
     assert "teacher (32 tokens)" in results and "rnn-attention onnx int8" in results
+    scored = {"accuracy", "macro_f1", "examples"}  # one name per metric in every stage's JSON
+    assert scored | {"confusion_matrix"} <= set(metrics["teacher"]["test_metrics"])
+    assert scored | {"agreement", "confusion_matrix"} <= set(metrics["students"][0]["test"])
+    assert scored | {"agreement"} <= set(metrics["compress"]["students"]["rnn-attention"]["scores"]["float"])
+    assert "| test macro F1 |" in results
     assert {row["method"] for row in metrics["compress"]["sweep"]} == {
         "L1 unstructured (global)",
         "structured (smaller dense model)",
@@ -77,12 +85,13 @@ def test_second_run_does_no_work(finished_run, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a finished run must not train, predict with the teacher or benchmark again")
 
-    for target in (
-        "textdistill.teacher.fine_tune",
-        "textdistill.teacher.load_teacher",
-        "textdistill.train.train_student",
+    for target in (  # the names the stages call (imported at module top, so patched where they are used)
+        "textdistill.pipeline.fine_tune",
+        "textdistill.pipeline.load_teacher",
+        "textdistill.pipeline.fit_student",
+        "textdistill.api.train_student",
         "textdistill.deploy.pruning_sweep",
-        "textdistill.bench.bench_models",
+        "textdistill.deploy.bench_models",
         "textdistill.embeddings.train_word2vec",
     ):
         monkeypatch.setattr(target, forbidden)
@@ -97,7 +106,58 @@ def test_a_bad_student_fails_before_any_stage(tmp_path, monkeypatch, stage):
         raise AssertionError("a stage ran before the config was validated")
 
     monkeypatch.setattr(pipeline, "prepare_data", no_stage)
+    monkeypatch.setattr(workflow, "prepare_data", no_stage)
     overrides = {**TINY_RUN, "out_dir": str(tmp_path / "run"), "student.name": "lstm"}
     with pytest.raises(ConfigError, match="unknown student 'lstm'"):
         stage(load_config(None, [f"{k}={v}" for k, v in overrides.items()]))
     assert not (tmp_path / "run").exists()
+
+
+def _copied_run(config, tmp_path, **changes: str):
+    """A copy of ``config``'s finished run (same cache) with some TINY_RUN settings changed."""
+    shutil.copytree(config.out_dir, tmp_path / "run")
+    overrides = {**TINY_RUN, "out_dir": str(tmp_path / "run"), "cache_dir": config.cache_dir, **changes}
+    return load_config(None, [f"{k}={v}" for k, v in overrides.items()])
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "retrains"), [("distill.num_threads", "1", False), ("distill.lr", "0.004", True)]
+)
+def test_a_training_setting_retrains_a_student_but_the_thread_count_does_not(
+    finished_run, tmp_path, monkeypatch, setting, value, retrains
+):
+    config, first = finished_run
+    trained = []
+    fit_student = pipeline.fit_student
+
+    def counting_fit(student, distill_config, *args, **kwargs):
+        trained.append(distill_config)
+        return fit_student(student, distill_config, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "fit_student", counting_fit)
+    before = next(s for s in first["students"] if s["tag"] == "bag")
+    (after,) = distill(_copied_run(config, tmp_path, **{setting: value}), only=["bag"])
+    assert len(trained) == int(retrains)
+    assert (after["key"] != before["key"]) == retrains
+    if retrains:  # the earlier run's checkpoint and done.json made way for the new settings
+        assert after["distill_config"]["lr"] == pytest.approx(0.004) != before["distill_config"]["lr"]
+
+
+def test_student_key_hashes_the_teacher_logits_and_embeddings(finished_run):
+    """Different arrays with the same absolute sum (the former key) must give different students."""
+    config, _ = finished_run
+    prepared = pipeline.prepare_data(config)
+    logits = pipeline.teacher_logits_for(config, prepared)[1]
+    embedding = pipeline.embeddings_for(config, prepared)
+    plan = pipeline.student_plans(config)[0]
+    assert plan.uses_teacher
+
+    def key(logits, embedding) -> str:
+        return pipeline._student_key(config, prepared, plan, logits, embedding)
+
+    flipped = {split: -values for split, values in logits.items()}  # every teacher prediction reversed
+    shuffled = copy.copy(embedding)
+    shuffled.matrix = embedding.matrix[::-1].copy()  # rows moved between tokens
+    assert key(logits, embedding) == key({s: v.copy() for s, v in logits.items()}, copy.copy(embedding))
+    assert key(flipped, embedding) != key(logits, embedding)
+    assert key(logits, shuffled) != key(logits, embedding)

@@ -1,7 +1,10 @@
-"""The README's configuration reference is generated from the dataclasses and must not drift from them."""
+"""The README's configuration reference must not drift from the code, and its API example must run."""
 
 from pathlib import Path
 
+import pytest
+
+from textdistill import Student
 from textdistill.config import reference_markdown
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -20,3 +23,22 @@ def test_every_config_key_has_a_meaning():
     assert rows
     undocumented = [row.split(" | ")[0] for row in rows if row.endswith("|  |")]
     assert not undocumented, f"config keys without a comment: {undocumented}"
+
+
+SHARED = README.parents[1] / "shared"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("single_thread")
+@pytest.mark.skipif(not (SHARED / "data/imdb").is_dir(), reason="../shared/data/imdb is not on this machine")
+def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's five-line API example, as written (run from the repository root), saving into tmp_path."""
+    text = README.read_text(encoding="utf-8")
+    block = text.split("<!-- api-example:start -->\n```python\n", 1)[1].split("```\n<!-- api-example:end -->", 1)[0]
+    assert "runs/my-student" in block
+    monkeypatch.chdir(README.parent)
+    exec(block.replace("runs/my-student", str(tmp_path / "student")), {})  # noqa: S102 (our own README)
+    printed = capsys.readouterr().out
+    assert "'label': '1'" in printed.split("}},")[0] and "'label': '0'" in printed.split("}},")[1]
+    reloaded = Student.from_pretrained(tmp_path / "student")
+    assert reloaded.predict_proba(["A wonderful, moving film."]).argmax() == 1

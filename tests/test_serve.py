@@ -19,6 +19,7 @@ import uvicorn
 from textdistill.serve import body_limit, create_app, load_predictor
 from textdistill.students import build_student
 from textdistill.students.hub import Student, save_student
+from textdistill.tokens import TokenSettings
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -56,14 +57,9 @@ def student_dir(tiny_tokenizer, tmp_path_factory) -> Path:
         tmp_path_factory.mktemp("served") / "student",
         name="cnn",
         arch={},
-        vocab_size=len(tiny_tokenizer),
-        num_labels=2,
-        pad_id=0,
         label_names=LABELS,
         tokenizer=tiny_tokenizer,
-        max_length=32,
-        truncation="head",
-        head_fraction=0.25,
+        tokens=TokenSettings(32, "head", 0.25),
     )
 
 

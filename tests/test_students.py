@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,9 +13,9 @@ import torch
 from torch import nn
 
 from textdistill.config import ConfigError
-from textdistill.students import build_student, init_embeddings, student_names
+from textdistill.students import build_student, count_parameters, init_embeddings, register, student_names
 from textdistill.students.hub import Student, load_weights, save_student, save_weights
-from textdistill.tokens import SpecialIds, pad_batch
+from textdistill.tokens import SpecialIds, TokenSettings, pad_batch
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -60,14 +61,9 @@ def save(model: nn.Module, name: str, arch: dict, tokenizer, directory: Path) ->
         directory,
         name=name,
         arch=arch,
-        vocab_size=len(tokenizer),
-        num_labels=len(LABELS),
-        pad_id=tokenizer.pad_token_id,
         label_names=LABELS,
         tokenizer=tokenizer,
-        max_length=12,
-        truncation="head+tail",
-        head_fraction=0.25,
+        tokens=TokenSettings(12, "head+tail", 0.25),
         metrics={"accuracy": 0.5, "examples": 8},
         card_extra={"Training data": "eight toy sentences"},
     )
@@ -134,6 +130,29 @@ class TestStudentContract:
         one_by_one = np.concatenate([loaded.predict_logits([text]) for text in TEXTS])
         np.testing.assert_allclose(loaded.predict_logits(TEXTS, batch_size=3), one_by_one, atol=1e-5)
 
+    def test_shrinks_or_says_it_cannot(self, name, arch, tiny_tokenizer):
+        """The ``shrunk`` hook: a smaller dense student with the same output shape, or NotImplementedError."""
+        model = make_student(name, arch, tiny_tokenizer).eval()
+        try:
+            smaller = model.shrunk(0.5)
+        except NotImplementedError as error:
+            assert "structured pruning" in str(error)
+            return
+        input_ids, attention_mask = encode(tiny_tokenizer, TEXTS)
+        assert type(smaller) is type(model)
+        assert count_parameters(smaller) < count_parameters(model)
+        with torch.no_grad():
+            assert smaller.eval()(input_ids, attention_mask).shape == (len(TEXTS), len(LABELS))
+
+    def test_exportable_form_gives_the_same_logits(self, name, arch, tiny_tokenizer):
+        """The ``exportable`` hook: what ONNX export traces computes the student's logits (up to float rounding)."""
+        model = make_student(name, arch, tiny_tokenizer).eval()
+        input_ids, attention_mask = encode(tiny_tokenizer, TEXTS)
+        with torch.no_grad():
+            expected = model(input_ids, attention_mask)
+            actual = model.exportable().eval()(input_ids, attention_mask)
+        torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+
     def test_init_embeddings(self, name, arch, tiny_tokenizer):
         model = make_student(name, arch, tiny_tokenizer)
         matrix = np.random.default_rng(0).normal(size=tuple(model.embedding.weight.shape)).astype(np.float32)
@@ -158,6 +177,19 @@ def test_registry_errors_name_the_valid_choices():
     with pytest.raises(ConfigError, match="conflicts"):
         build_student("cnn", {"embedding_dim": 8}, vocab_size=10, num_labels=2, embedding_dim=16)
     assert build_student("cnn", {}, vocab_size=10, num_labels=2, embedding_dim=16).embedding.embedding_dim == 16
+
+
+def test_register_refuses_a_class_without_the_student_hooks():
+    @dataclasses.dataclass
+    class PlainConfig:
+        embedding_dim: int = 4
+
+    class Plain(nn.Module):
+        config_class = PlainConfig
+
+    with pytest.raises(TypeError, match="Plain must subclass textdistill.students.StudentModule"):
+        register("plain")(Plain)
+    assert "plain" not in student_names()
 
 
 @pytest.fixture

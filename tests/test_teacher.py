@@ -11,8 +11,9 @@ import torch
 
 from textdistill import builtin
 from textdistill.config import TeacherConfig, load_config
+from textdistill.inference import predict_logits
 from textdistill.pipeline import logits_stage, prepare_data, teacher_stage
-from textdistill.teacher import TeacherError, fine_tune, load_classifier, load_teacher, predict_logits
+from textdistill.teachers.transformer import TeacherError, fine_tune, load_classifier, load_teacher
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,7 @@ def test_fine_tune_loss_falls_and_checkpoint_reloads_exactly(tiny_bert_dir, tmp_
     losses = [h["loss"] for h in summary["log_history"] if "loss" in h]
     assert losses[-1] < losses[0]
     assert summary["validation"]["eval_accuracy"] >= 0.9
+    assert {"eval_macro_f1", "eval_examples"} <= set(summary["validation"])  # the Trainer adds eval_ to score's names
     model = load_teacher(tmp_path / "model", "cpu")
     logits = predict_logits(model, val[0], tokenizer.pad_token_id, batch_size=5)
     again = predict_logits(
@@ -116,7 +118,7 @@ def test_logit_cache_hit_miss_and_mismatch(tmp_path, monkeypatch, single_thread)
     def no_teacher(*args, **kwargs):
         raise AssertionError("the teacher must not be loaded on a cache hit")
 
-    monkeypatch.setattr("textdistill.teacher.load_teacher", no_teacher)
+    monkeypatch.setattr("textdistill.pipeline.load_teacher", no_teacher)  # the name logits_stage calls
     again = logits_stage(config, prepared, model_dir)  # hit: same checkpoint, data and token settings
     np.testing.assert_array_equal(again["test"], first["test"])
     assert teacher_stage(config, prepared) == model_dir  # the teacher itself is reused too

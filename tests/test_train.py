@@ -168,7 +168,7 @@ def test_prediction_metrics_score_labelled_rows_and_agreement_on_all():
     teacher = np.array([[1.0, 0], [1, 0], [1, 0], [0, 1]])
     metrics = prediction_metrics(logits, np.array([0, -1, 1, 1]), teacher_logits=teacher)
     # labelled rows: predictions 0, 0, 1 for labels 0, 1, 1 → accuracy 2/3, F1 (class 0: 2/3, class 1: 2/3)
-    assert metrics == pytest.approx({"examples": 4.0, "accuracy": 2 / 3, "macro_f1": 2 / 3, "agreement": 3 / 4})
+    assert metrics == pytest.approx({"examples": 4, "accuracy": 2 / 3, "macro_f1": 2 / 3, "agreement": 3 / 4})
     assert set(prediction_metrics(logits, np.full(4, -1))) == {"examples"}
 
 

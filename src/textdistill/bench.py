@@ -24,9 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from textdistill.compress import OnnxModule, onnx_initializers
+from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME, OnnxModule, onnx_initializers
 from textdistill.config import BenchConfig
-from textdistill.tokens import pad_batch
+from textdistill.students.hub import Student, read_student_config
+from textdistill.teachers.transformer import load_teacher
+from textdistill.tokens import load_tokenizer, normalise_text, pad_batch
 
 logger = logging.getLogger(__name__)
 
@@ -376,16 +378,11 @@ def entries_for_directory(directory: Path) -> tuple[list[BenchEntry], int, Any]:
 
     Returns (entries, the model's input length, its tokenizer).
     """
-    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME
-    from textdistill.students.hub import Student, read_student_config
-    from textdistill.tokens import load_tokenizer
 
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise ValueError(f"{directory}: not a saved model (no config.json)")
     if '"textdistill_student"' not in config_path.read_text(encoding="utf-8"):
-        from textdistill.teacher import load_teacher
-
         return (
             [BenchEntry(f"teacher {directory.name}", load_teacher(directory, "cpu"), path=directory)],
             0,
@@ -407,7 +404,6 @@ def bench_directories(
 
     Returns {"rows": bench rows, "markdown": table, "profiles": {model: torch.profiler table of one batch}}.
     """
-    from textdistill.tokens import normalise_text
 
     planned, own_lengths, tokenizer = [], [], None
     for directory in directories:

@@ -62,7 +62,7 @@ def cmd_teacher(args: argparse.Namespace) -> None:
     sys.stdout.write(f"teacher: {model_dir}\n")
     for split in ("validation", "test"):
         metrics = summary[f"{split}_metrics"]
-        sys.stdout.write(f"{split}: accuracy {metrics['accuracy']:.4f}  F1 {metrics['f1_macro']:.4f}\n")
+        sys.stdout.write(f"{split}: accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}\n")
 
 
 def cmd_logits(args: argparse.Namespace) -> None:
@@ -86,14 +86,14 @@ def cmd_distill(args: argparse.Namespace) -> None:
     for summary in distill(_config(args), only=args.only):
         test = summary["test"]
         sys.stdout.write(
-            f"{summary['tag']}: test accuracy {test['accuracy']:.4f}  F1 {test['macro_f1']:.4f}  "
+            f"{summary['tag']}: test accuracy {test['accuracy']:.4f}  macro F1 {test['macro_f1']:.4f}  "
             f"agreement {test.get('agreement', float('nan')):.4f}  params {summary['parameters']:,}  "
             f"-> {summary['model_dir']}\n"
         )
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from textdistill.pipeline import run
+    from textdistill.workflow import run
 
     config = _config(args)
     if args.out:
@@ -113,7 +113,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
     data = load_dataset(DataConfig(path=args.data, use_unlabelled=False))
     result = bench_directories([Path(d) for d in args.model_dirs], config, data.test.texts[:256], args.lengths)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+        from textdistill.cache import atomic_write_json
+
+        atomic_write_json(Path(args.json), result)
     sys.stdout.write(result["markdown"] + "\n")
     for name, table in result["profiles"].items():
         sys.stdout.write(f"\n### torch.profiler, {name}, one batch of {args.batch_size}\n{table}\n")

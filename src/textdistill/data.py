@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from textdistill.cache import atomic_write_text
 from textdistill.config import DataConfig
 from textdistill.tokens import normalise_text
 
@@ -470,4 +471,4 @@ def label_balance(split: Split, label_names: list[str]) -> dict[str, int]:
 
 def save_label_mapping(dataset: Dataset, path: Path) -> None:
     """Write the label mapping saved next to every artifact."""
-    path.write_text(json.dumps(dataset.label_mapping(), indent=2), encoding="utf-8")
+    atomic_write_text(path, json.dumps(dataset.label_mapping(), indent=2))

@@ -15,27 +15,34 @@ from typing import Any
 
 import numpy as np
 
-from textdistill.cache import digest
+from textdistill.bench import BenchEntry, bench_models, parameter_counts
+from textdistill.cache import atomic_write_json, digest
+from textdistill.compress import (
+    ONNX_INT8_NAME,
+    ONNX_NAME,
+    OnnxModule,
+    export_onnx,
+    int8_check,
+    l1_unstructured_prune,
+    onnx_parity,
+    quantize_onnx_int8,
+    structured_prune,
+)
 from textdistill.config import Config
-from textdistill.metrics import agreement, classification_metrics
+from textdistill.metrics import METRIC_NAMES, agreement, score
 from textdistill.pipeline import Prepared, student_inputs
+from textdistill.students.hub import Student, predict_logits
+from textdistill.teachers.transformer import load_teacher
 
 logger = logging.getLogger(__name__)
 
 
 def _scores(logits: np.ndarray, labels: np.ndarray, teacher: np.ndarray | None) -> dict[str, float]:
-    metrics = classification_metrics(labels, logits.argmax(-1), logits.shape[1])
-    scores = {"accuracy": metrics["accuracy"], "f1": metrics["f1_macro"]}
-    if teacher is not None:
-        scores["agreement"] = agreement(logits, teacher)
-    return scores
+    return score(labels, logits.argmax(-1), logits.shape[1], teacher).to_dict()
 
 
 def pruning_sweep(model, sequences, labels, sparsities: list[float], pad_id: int) -> list[dict[str, Any]]:
     """Accuracy (on the given split) of L1-unstructured and structured pruning at each amount."""
-    from textdistill.bench import parameter_counts
-    from textdistill.compress import l1_unstructured_prune, structured_prune
-    from textdistill.students.hub import predict_logits
 
     rows = []
     for amount in sparsities:
@@ -76,8 +83,6 @@ def deployables(config: Config, student_dir: Path, validation: list[np.ndarray])
     ``ship_int8``. Returns {"student", "models": {"float": module}, "onnx_parity_max_abs_diff", "int8"} where
     ``int8`` is ``ship_int8``'s record (None when not quantized).
     """
-    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME, export_onnx, onnx_parity
-    from textdistill.students.hub import Student
 
     student = Student.from_pretrained(student_dir)
     (student_dir / ONNX_INT8_NAME).unlink(missing_ok=True)  # a file from an earlier run is not this run's check
@@ -100,7 +105,6 @@ def ship_int8(student, onnx_path: Path, validation: list[np.ndarray], min_agreem
     warning says so. Returns ``int8_check``'s figures plus ``min_agreement``, ``shipped`` and ``status``
     (``"shipped (agreement 0.9950 >= 0.99)"`` or ``"refused (agreement 0.9700 < 0.99)"``).
     """
-    from textdistill.compress import ONNX_INT8_NAME, int8_check, quantize_onnx_int8
 
     path = quantize_onnx_int8(onnx_path, onnx_path.with_name(ONNX_INT8_NAME))
     check = int8_check(student.model, path, validation, student.config["pad_id"])
@@ -126,8 +130,6 @@ def evaluate_variants(variants: dict[str, Any], sequences, labels, teacher, pad_
 
     The float ONNX file is not scored again: ``onnx_parity`` bounds its logit difference from the float model.
     """
-    from textdistill.compress import ONNX_INT8_NAME, OnnxModule
-    from textdistill.students.hub import predict_logits
 
     modules = dict(variants)
     if (directory / ONNX_INT8_NAME).is_file():
@@ -141,7 +143,7 @@ def evaluate_variants(variants: dict[str, Any], sequences, labels, teacher, pad_
 
 def write_json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=2, default=str), encoding="utf-8")
+    atomic_write_json(path, value)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -159,24 +161,26 @@ def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], bes
     Each student's ``int8`` entry records whether its int8 file shipped, e.g. ``"refused (agreement 0.9700 <
     0.99)"``, and ``int8_check`` the measured figures (validation split, this machine).
     """
-    from textdistill.students.hub import Student
 
     out = Path(config.out_dir) / "compress"
     path = out / "compress.json"
-    key = digest({"main": main["key"], "best": best["key"], "compress": asdict(config.compress)})
+    # the metric names are in the key: scores stored under older names are recomputed, not read by the report
+    key = digest(
+        {"main": main["key"], "best": best["key"], "compress": asdict(config.compress), "metrics": METRIC_NAMES}
+    )
     if path.is_file() and json.loads(path.read_text()).get("key") == key:
         logger.info("compress: reusing %s", path)
         return json.loads(path.read_text())
     pad = prepared.tokenizer.pad_token_id
     main_student = Student.from_pretrained(main["model_dir"])
-    length = main["student_config"]["max_length"]
+    length = main["tokens"]["max_length"]
     validation = student_inputs(config, prepared, "validation", length)
     sweep = pruning_sweep(
         main_student.model, validation, prepared.dataset.validation.labels, config.compress.sparsities, pad
     )
     result: dict[str, Any] = {"key": key, "sweep": sweep, "students": {}}
     for summary in {main["tag"]: main, best["tag"]: best}.values():
-        length = summary["student_config"]["max_length"]
+        length = summary["tokens"]["max_length"]
         made = deployables(config, Path(summary["model_dir"]), student_inputs(config, prepared, "validation", length))
         test = student_inputs(config, prepared, "test", length)
         teacher = None if logits is None else logits["test"]
@@ -196,18 +200,13 @@ def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], bes
 
 def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries, compressed) -> list[dict[str, Any]]:
     """Teacher, students and compressed students measured side by side in one process."""
-    from textdistill.bench import BenchEntry, bench_models
-    from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME
-    from textdistill.students.hub import Student
 
     def own_length(summary: dict[str, Any]) -> int:
-        return summary["student_config"]["max_length"] or config.tokens.student_max_length
+        return summary["tokens"]["max_length"]
 
     teacher_length = config.tokens.teacher_max_length
     planned: list[tuple[BenchEntry, list[int]]] = []
     if teacher_model_dir is not None:
-        from textdistill.teacher import load_teacher
-
         teacher = BenchEntry("teacher", load_teacher(teacher_model_dir, "cpu"), path=teacher_model_dir)
         planned.append((teacher, sorted({teacher_length, own_length(best_student(summaries))})))
     for summary in summaries:
@@ -233,8 +232,6 @@ def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries
 
 def _pruned_entries(tag: str, model) -> list:
     """The main student pruned by half: L1 unstructured (same dense shapes) and structured (a smaller dense model)."""
-    from textdistill.bench import BenchEntry
-    from textdistill.compress import l1_unstructured_prune, structured_prune
 
     unstructured = copy.deepcopy(model)
     l1_unstructured_prune(unstructured, 0.5)

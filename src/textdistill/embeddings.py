@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textdistill.cache import ArtifactCache
+from textdistill.cache import ArtifactCache, atomic_open
 from textdistill.config import EmbeddingsConfig
 from textdistill.tokens import EncodedTexts
 
@@ -44,14 +44,13 @@ class EmbeddingMatrix:
     token_coverage: float  # share of training-token occurrences whose token has a trained vector
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(
-            tmp,
-            matrix=self.matrix,
-            trained_rows=self.trained_rows,
-            coverage=np.array([self.vocabulary_coverage, self.token_coverage]),
-        )
-        tmp.replace(path)
+        with atomic_open(path) as handle:
+            np.savez(
+                handle,
+                matrix=self.matrix,
+                trained_rows=self.trained_rows,
+                coverage=np.array([self.vocabulary_coverage, self.token_coverage]),
+            )
 
     @classmethod
     def load(cls, path: Path) -> EmbeddingMatrix:

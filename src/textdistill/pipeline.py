@@ -6,8 +6,10 @@ second run of a finished config does no work and changing the student does not r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,19 +18,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from textdistill.cache import ArtifactCache, digest
+from textdistill import builtin
+from textdistill.api import fit_student
+from textdistill.cache import ArtifactCache, array_digest, atomic_open, atomic_write_text, digest
+from textdistill.compress import ONNX_INT8_NAME, OnnxSequenceClassifier, export_classifier_int8
 from textdistill.config import Config, ConfigError, DistillConfig, StudentConfig, from_dict
-from textdistill.data import Dataset, load_dataset, save_label_mapping, stratified_sample
-from textdistill.metrics import agreement, classification_metrics
-from textdistill.students import build_arch
+from textdistill.data import Dataset, label_balance, load_dataset, save_label_mapping, stratified_sample
+from textdistill.embeddings import embeddings_stage
+from textdistill.inference import predict_logits
+from textdistill.metrics import agreement, classification_metrics, score
+from textdistill.students import build_arch, count_parameters
+from textdistill.students.hub import save_student
+from textdistill.teachers.transformer import checkpoint_hash, fine_tune, load_teacher, write_model_card
 from textdistill.tokens import (
     EncodedTexts,
     SpecialIds,
+    TokenSettings,
     encode_cached,
+    length_report,
     load_tokenizer,
-    model_inputs,
     tokenizer_fingerprint,
 )
+from textdistill.train import DistillData
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +53,8 @@ class Prepared:
     tokenizer_fingerprint: str
     encoded: dict[str, EncodedTexts]
     cache: ArtifactCache
+    data_path: str  # config.data.path, a built-in dataset resolved to its directory
+    teacher_model: str  # config.teacher.model, a built-in teacher resolved to its directory
 
     @property
     def special(self) -> SpecialIds:
@@ -51,47 +64,63 @@ class Prepared:
 def prepare_data(config: Config) -> Prepared:
     """Load and split the data, then tokenise every split once (cached by fingerprint).
 
-    Built-in stand-ins (``builtin:toy-reviews``, ``builtin:tiny-bert``) are materialised first and
-    their paths written back into ``config``, so the resolved config names real directories.
+    Built-in stand-ins (``builtin:toy-reviews``, ``builtin:tiny-bert``) are materialised first; ``config`` is not
+    changed: ``Prepared.teacher_model`` and ``resolved_config`` name the directories they were built in.
     """
-    from textdistill import builtin
-
     cache = ArtifactCache(config.cache_dir)
-    if config.data.path == builtin.TOY_DATA:
-        config.data.path = str(builtin.write_toy_dataset(cache.root / "builtin" / "toy-reviews"))
-    dataset = load_dataset(config.data)
-    if config.teacher.model == builtin.TINY_BERT:
+    data_config = config.data
+    if data_config.path == builtin.TOY_DATA:
+        toy = builtin.write_toy_dataset(cache.root / "builtin" / "toy-reviews")
+        data_config = dataclasses.replace(data_config, path=str(toy))
+    dataset = load_dataset(data_config)
+    teacher_model = config.teacher.model
+    if teacher_model == builtin.TINY_BERT:
         target = cache.root / "builtin" / f"tiny-bert-{dataset.train.fingerprint}"
-        config.teacher.model = str(builtin.build_tiny_bert(target, dataset.train.texts))
-    tokenizer = load_tokenizer(config.tokenizer_name)
+        teacher_model = str(builtin.build_tiny_bert(target, dataset.train.texts))
+    tokenizer = load_tokenizer(config.tokens.tokenizer or teacher_model)
     encoded = {
         name: encode_cached(split.texts, split.fingerprint, tokenizer, cache, desc=f"tokenise {name}")
         for name, split in dataset.splits().items()
     }
-    return Prepared(dataset, tokenizer, tokenizer_fingerprint(tokenizer), encoded, cache)
-
-
-def teacher_inputs(config: Config, prepared: Prepared, split: str) -> list[np.ndarray]:
-    tokens = config.tokens
-    return model_inputs(
-        prepared.encoded[split], tokens.teacher_max_length, tokens.truncation, prepared.special, tokens.head_fraction
+    return Prepared(
+        dataset, tokenizer, tokenizer_fingerprint(tokenizer), encoded, cache, data_config.path, teacher_model
     )
 
 
-def student_inputs(config: Config, prepared: Prepared, split: str, max_length: int | None = None) -> list[np.ndarray]:
+def resolved_config(config: Config, prepared: Prepared) -> Config:
+    """``config`` naming the directories that built-in stand-ins were built in (for the run's ``config.yaml``)."""
+    return dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, path=prepared.data_path),
+        teacher=dataclasses.replace(config.teacher, model=prepared.teacher_model),
+    )
+
+
+def teacher_tokens(config: Config) -> TokenSettings:
+    """How the teacher reads: ``tokens.teacher_max_length`` ids, the run's truncation."""
     tokens = config.tokens
-    length = max_length or tokens.student_max_length
-    return model_inputs(prepared.encoded[split], length, tokens.truncation, prepared.special, tokens.head_fraction)
+    return TokenSettings(tokens.teacher_max_length, tokens.truncation, tokens.head_fraction)
+
+
+def student_tokens(config: Config, student: StudentConfig) -> TokenSettings:
+    """How a student reads: its own ``max_length``, else ``tokens.student_max_length``; the run's truncation."""
+    tokens = config.tokens
+    return TokenSettings(student.max_length or tokens.student_max_length, tokens.truncation, tokens.head_fraction)
+
+
+def teacher_inputs(config: Config, prepared: Prepared, split: str) -> list[np.ndarray]:
+    """The teacher's input ids of ``split``: one ``[CLS] … [SEP]`` array per example."""
+    return teacher_tokens(config).inputs(prepared.encoded[split], prepared.special)
+
+
+def student_inputs(config: Config, prepared: Prepared, split: str, max_length: int | None = None) -> list[np.ndarray]:
+    """A student's input ids of ``split`` at ``max_length`` (default ``tokens.student_max_length``)."""
+    settings = student_tokens(config, StudentConfig(max_length=max_length))
+    return settings.inputs(prepared.encoded[split], prepared.special)
 
 
 def _teacher_token_settings(config: Config, prepared: Prepared) -> dict[str, Any]:
-    tokens = config.tokens
-    return {
-        "tokenizer": prepared.tokenizer_fingerprint,
-        "max_length": tokens.teacher_max_length,
-        "truncation": tokens.truncation,
-        "head_fraction": tokens.head_fraction,
-    }
+    return {"tokenizer": prepared.tokenizer_fingerprint, **teacher_tokens(config).to_dict()}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -107,7 +136,7 @@ def teacher_dir(config: Config, prepared: Prepared) -> Path:
     teacher = asdict(config.teacher)
     for key in ("logit_batch_size", "logits_dir", "int8_logit_pass"):
         teacher.pop(key)
-    teacher["model"] = _model_identity(config.teacher.model)
+    teacher["model"] = _model_identity(prepared.teacher_model)
     fingerprints = prepared.dataset.fingerprints()
     parts = {
         "teacher": teacher,
@@ -118,7 +147,6 @@ def teacher_dir(config: Config, prepared: Prepared) -> Path:
 
 
 def _model_identity(name: str) -> str:
-    from textdistill.teacher import checkpoint_hash
 
     local = Path(name).expanduser()
     return f"local:{checkpoint_hash(local)}" if local.is_dir() else name
@@ -126,7 +154,6 @@ def _model_identity(name: str) -> str:
 
 def teacher_stage(config: Config, prepared: Prepared) -> Path:
     """Fine-tune the teacher (or reuse it) and evaluate it on validation and test; returns the model dir."""
-    from textdistill.teacher import fine_tune
 
     out = teacher_dir(config, prepared)
     summary_path = out / "model" / "metrics.json"
@@ -140,7 +167,8 @@ def teacher_stage(config: Config, prepared: Prepared) -> Path:
         rows = stratified_sample(train[1], config.teacher.max_train, config.teacher.seed)
         train = ([train[0][i] for i in rows], train[1][rows])
     validation = (teacher_inputs(config, prepared, "validation"), dataset.validation.labels)
-    summary = fine_tune(train, validation, dataset.label_names, prepared.tokenizer, config.teacher, out)
+    teacher_config = dataclasses.replace(config.teacher, model=prepared.teacher_model)
+    summary = fine_tune(train, validation, dataset.label_names, prepared.tokenizer, teacher_config, out)
     summary["fingerprints"] = dataset.fingerprints()
     summary["tokens"] = _teacher_token_settings(config, prepared)
     model_dir = out / "model"
@@ -171,7 +199,6 @@ def logits_stage(config: Config, prepared: Prepared, model_dir: Path | None) -> 
     if config.teacher.logits_dir:
         return load_shipped_logits(config, prepared, Path(config.teacher.logits_dir))
     assert model_dir is not None
-    from textdistill.teacher import checkpoint_hash
 
     checkpoint = checkpoint_hash(model_dir)
     result: dict[str, np.ndarray] = {}
@@ -194,12 +221,9 @@ def logits_stage(config: Config, prepared: Prepared, model_dir: Path | None) -> 
 def _model_for(mode: str, model_dir: Path, models: dict[str, Any]):
     """The fp32 teacher, or (``onnx-int8``) its ONNX Runtime int8 version ``model.int8.onnx`` next to the weights
     (exported on first use), loaded once."""
-    from textdistill.teacher import load_teacher
 
     if mode not in models:
         if mode == "onnx-int8":
-            from textdistill.compress import ONNX_INT8_NAME, OnnxSequenceClassifier, export_classifier_int8
-
             teacher, path = load_teacher(model_dir, "cpu"), model_dir / ONNX_INT8_NAME
             if not path.is_file():
                 export_classifier_int8(teacher, path)
@@ -225,7 +249,6 @@ def _logit_mode(
         pad = prepared.tokenizer.pad_token_id
         model = _model_for("onnx-int8", model_dir, models)
         started = time.perf_counter()
-        from textdistill.teacher import predict_logits
 
         fast = predict_logits(model, inputs, pad, config.teacher.logit_batch_size)
         seconds = time.perf_counter() - started
@@ -243,7 +266,6 @@ def _logit_mode(
 
 
 def _compute_logits(config: Config, prepared: Prepared, model, split: str) -> np.ndarray:
-    from textdistill.teacher import predict_logits
 
     started = time.perf_counter()
     inputs = teacher_inputs(config, prepared, split)
@@ -264,9 +286,9 @@ def _record_logit_pass(prepared: Prepared, split: str, count: int, seconds: floa
 
 
 def _write_logits(path: Path, logits: np.ndarray, ids: list[str], key: dict[str, Any]) -> None:
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, logits=logits.astype(np.float32), ids=np.array(ids), key=np.array(json.dumps(key, sort_keys=True)))
-    tmp.replace(path)
+    key_text = np.array(json.dumps(key, sort_keys=True))
+    with atomic_open(path) as handle:
+        np.savez(handle, logits=logits.astype(np.float32), ids=np.array(ids), key=key_text)
 
 
 def _read_logits(path: Path, ids: list[str]) -> np.ndarray:
@@ -302,22 +324,21 @@ def export_logits(
     config: Config, prepared: Prepared, model_dir: Path, logits: dict[str, np.ndarray], directory: Path
 ) -> None:
     """Write float16 logits per split plus a manifest (checkpoint hash, data fingerprints, token settings)."""
-    from textdistill.teacher import checkpoint_hash
 
     directory.mkdir(parents=True, exist_ok=True)
     checkpoint = checkpoint_hash(model_dir)
     manifest: dict[str, Any] = {"teacher_checkpoint": checkpoint, "splits": {}}
     for split, values in logits.items():
         ids = prepared.dataset.splits()[split].ids
-        np.savez_compressed(directory / f"{split}.npz", logits=values.astype(np.float16), ids=np.array(ids))
+        with atomic_open(directory / f"{split}.npz") as handle:
+            np.savez_compressed(handle, logits=values.astype(np.float16), ids=np.array(ids))
         key = logits_key(config, prepared, checkpoint, split)
-        manifest["splits"][split] = {"file": f"{split}.npz", "n": len(ids), "key": key}
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        manifest["splits"][split] = {"file": f"{split}.npz", "examples": len(ids), "key": key}
+    atomic_write_text(directory / "manifest.json", json.dumps(manifest, indent=2))
 
 
 def evaluate_teacher(prepared: Prepared, model_dir: Path, logits: dict[str, np.ndarray]) -> dict[str, Any]:
     """Validation and test metrics of the teacher from its cached logits, written next to the model."""
-    from textdistill.teacher import write_model_card
 
     summary_path = model_dir / "metrics.json"
     summary = json.loads(summary_path.read_text())
@@ -338,7 +359,6 @@ def evaluate_teacher(prepared: Prepared, model_dir: Path, logits: dict[str, np.n
 
 def embeddings_for(config: Config, prepared: Prepared):
     """The Word2Vec matrix for the student vocabulary (train texts, plus unlabelled texts by config)."""
-    from textdistill.embeddings import embeddings_stage
 
     names = ["train"] + (
         ["unlabelled"] if config.embeddings.include_unlabelled and "unlabelled" in prepared.encoded else []
@@ -356,8 +376,6 @@ def embeddings_for(config: Config, prepared: Prepared):
 
 def data_report(config: Config, prepared: Prepared) -> dict[str, Any]:
     """Split sizes, label balance, token-length percentiles, truncation rates and Word2Vec coverage."""
-    from textdistill.data import label_balance
-    from textdistill.tokens import length_report
 
     limits = {"teacher": config.tokens.teacher_max_length, "student": config.tokens.student_max_length}
     report: dict[str, Any] = {"labels": prepared.dataset.label_names, "splits": {}}
@@ -440,7 +458,6 @@ def validate_config(config: Config) -> None:
 
 
 def _distill_data(config: Config, prepared: Prepared, split: str, logits, max_length: int | None):
-    from textdistill.train import DistillData
 
     labels = prepared.dataset.splits()[split].labels
     inputs = student_inputs(config, prepared, split, max_length)
@@ -451,9 +468,6 @@ def student_stage(
     config: Config, prepared: Prepared, plan: StudentPlan, logits: dict[str, np.ndarray] | None, embedding
 ) -> dict[str, Any]:
     """Train (or reuse) one student, save it like a Hugging Face model, and evaluate it on test."""
-    from textdistill.students import build_student, count_parameters, init_embeddings
-    from textdistill.students.hub import save_student
-    from textdistill.train import DistillData, predict_logits, prediction_metrics, train_student
 
     run_dir = Path(config.out_dir) / "students" / plan.tag
     model_dir = run_dir / "model"
@@ -463,33 +477,34 @@ def student_stage(
         logger.info("student %s: reusing %s (same settings, data and teacher)", plan.tag, model_dir)
         return json.loads(summary_path.read_text())
     teacher_logits = logits if plan.uses_teacher else None
-    length = plan.student.max_length
+    tokens = student_tokens(config, plan.student)
+    length = tokens.max_length
     parts = [_distill_data(config, prepared, "train", teacher_logits, length)]
     if teacher_logits is not None and plan.distill.use_unlabelled and "unlabelled" in teacher_logits:
         parts.append(_distill_data(config, prepared, "unlabelled", teacher_logits, length))
     train = DistillData.concatenate(parts)
     validation = _distill_data(config, prepared, "validation", teacher_logits, length)
-    torch.manual_seed(plan.distill.seed)
-    use_w2v = plan.student.use_word2vec and embedding is not None
-    model = build_student(
-        plan.student.name,
-        plan.student.arch,
-        len(prepared.tokenizer),
-        len(prepared.dataset.label_names),
-        embedding.matrix.shape[1] if use_w2v else None,
-        prepared.tokenizer.pad_token_id,
-    )
-    if use_w2v:
-        init_embeddings(model, embedding.matrix, plan.student.freeze_embeddings)
     train_dir = run_dir / "train"
+    _clear_stale_training(train_dir, key)
     train_dir.mkdir(parents=True, exist_ok=True)
     prepared.cache.write_json(train_dir / "key.json", {"key": key})
-    result = train_student(model, train, validation, plan.distill, train_dir, prepared.tokenizer.pad_token_id)
+    model, result = fit_student(
+        plan.student,
+        plan.distill,
+        train,
+        validation,
+        len(prepared.tokenizer),
+        len(prepared.dataset.label_names),
+        prepared.tokenizer.pad_token_id,
+        None if embedding is None else embedding.matrix,
+        train_dir,
+    )
     pad = prepared.tokenizer.pad_token_id
     test_data = _distill_data(config, prepared, "test", logits, length)
     test_logits = predict_logits(model, test_data.sequences, pad)
-    test = prediction_metrics(test_logits, test_data.labels, test_data.teacher_logits)
-    test["confusion_matrix"] = classification_metrics(test_data.labels, test_logits.argmax(-1))["confusion_matrix"]
+    test = score(
+        test_data.labels, test_logits.argmax(-1), test_logits.shape[1], test_data.teacher_logits, with_confusion=True
+    ).to_dict()
     summary = {
         "tag": plan.tag,
         "student": plan.student.name,
@@ -500,6 +515,7 @@ def student_stage(
         "train_examples": len(train),
         "test": test,
         "training": result.to_dict(),
+        "tokens": tokens.to_dict(),
         "student_config": asdict(plan.student),
         "distill_config": asdict(plan.distill),
     }
@@ -508,14 +524,9 @@ def student_stage(
         model_dir,
         name=plan.student.name,
         arch=plan.student.arch,
-        vocab_size=len(prepared.tokenizer),
-        num_labels=len(prepared.dataset.label_names),
-        pad_id=pad,
         label_names=prepared.dataset.label_names,
         tokenizer=prepared.tokenizer,
-        max_length=length or config.tokens.student_max_length,
-        truncation=config.tokens.truncation,
-        head_fraction=config.tokens.head_fraction,
+        tokens=tokens,
         metrics={
             "test_accuracy": test.get("accuracy"),
             "test_macro_f1": test.get("macro_f1"),
@@ -527,10 +538,19 @@ def student_stage(
     return summary
 
 
+def _clear_stale_training(train_dir: Path, key: str) -> None:
+    """Delete ``train_dir`` when its key.json names other settings: its checkpoint and done.json belong to that
+    student (``train_student`` would refuse them), not to this one. The same key keeps a checkpoint to resume."""
+    key_path = train_dir / "key.json"
+    if key_path.is_file() and json.loads(key_path.read_text()).get("key") != key:
+        logger.info("student: settings changed since %s was trained; training again from scratch", train_dir)
+        shutil.rmtree(train_dir)
+
+
 def _student_key(config: Config, prepared: Prepared, plan: StudentPlan, logits, embedding) -> str:
     teacher = None
     if plan.uses_teacher and logits is not None:
-        teacher = {split: float(np.abs(values).sum()) for split, values in logits.items()}
+        teacher = {split: array_digest(values) for split, values in logits.items()}
     return digest(
         {
             "student": asdict(plan.student),
@@ -539,7 +559,7 @@ def _student_key(config: Config, prepared: Prepared, plan: StudentPlan, logits, 
             "tokenizer": prepared.tokenizer_fingerprint,
             "data": prepared.dataset.fingerprints(),
             "teacher": teacher,
-            "embeddings": None if embedding is None else float(np.abs(embedding.matrix).sum()),
+            "embeddings": None if embedding is None else array_digest(embedding.matrix),
         }
     )
 
@@ -567,47 +587,3 @@ def distill(config: Config, prepared: Prepared | None = None, only: list[str] | 
     embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
     logits = teacher_logits_for(config, prepared)[1] if any(p.uses_teacher for p in plans) else None
     return [student_stage(config, prepared, plan, logits, embedding) for plan in plans]
-
-
-# ---------------------------------------------------------------------------------------------------
-# The whole run and its report
-
-
-def run(config: Config) -> dict[str, Any]:
-    """data → embeddings → teacher → logits → students → compression → benchmark → report, each stage cached."""
-    from textdistill.config import dump_config
-    from textdistill.deploy import best_student, cached_bench, compress_stage
-    from textdistill.report import write_run_report
-
-    started = time.perf_counter()
-    plans = student_plans(config)
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    prepared = prepare_data(config)
-    (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
-    (out / "data.json").write_text(json.dumps(data_report(config, prepared), indent=2), encoding="utf-8")
-    teacher_model_dir, logits = (None, None)
-    if any(plan.uses_teacher for plan in plans):
-        teacher_model_dir, logits = teacher_logits_for(config, prepared)
-    embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
-    summaries = [student_stage(config, prepared, plan, logits, embedding) for plan in plans]
-    best = best_student(summaries)
-    compressed = compress_stage(config, prepared, summaries[0], best, logits)
-    bench = cached_bench(config, prepared, teacher_model_dir, summaries, compressed)
-    metrics = {
-        "students": summaries,
-        "best_student": best["tag"],
-        "compress": compressed,
-        "bench": bench,
-        "teacher": _teacher_summary(teacher_model_dir),
-        "wall_seconds": time.perf_counter() - started,
-    }
-    write_run_report(config, prepared.dataset.label_names, metrics)
-    logger.info("run finished in %.0f s: %s", metrics["wall_seconds"], out / "results.md")
-    return metrics
-
-
-def _teacher_summary(model_dir: Path | None) -> dict[str, Any] | None:
-    if model_dir is None or not (model_dir / "metrics.json").is_file():
-        return None
-    return json.loads((model_dir / "metrics.json").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -13,12 +14,15 @@ matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from textdistill.bench import all_cores
+from textdistill.cache import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
+
 logger = logging.getLogger(__name__)
 
 COLUMNS = [
     ("model", "model", "{}"),
     ("accuracy", "test accuracy", "{:.4f}"),
-    ("f1", "test F1", "{:.4f}"),
+    ("macro_f1", "test macro F1", "{:.4f}"),
     ("agreement", "agreement with teacher", "{:.4f}"),
     ("parameters", "parameters", "{:,}"),
     ("nonzero_parameters", "non-zero", "{:,}"),
@@ -44,8 +48,10 @@ def results_table(rows: list[dict[str, Any]]) -> str:
 
 def _save(figure, path: Path) -> Path:
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    image = io.BytesIO()
+    figure.savefig(image, dpi=120, format="png")
     plt.close(figure)
+    atomic_write_bytes(path, image.getvalue())
     logger.info("wrote %s", path)
     return path
 
@@ -156,8 +162,8 @@ def write_report(
     lines += sections or []
     lines += [f"- {note}" for note in notes or []]
     lines += ["", *[f"![{name}]({path.name})" for name, path in paths.items()], ""]
-    (out_dir / "results.md").write_text("\n".join(lines), encoding="utf-8")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str), encoding="utf-8")
+    atomic_write_text(out_dir / "results.md", "\n".join(lines))
+    atomic_write_json(out_dir / "metrics.json", metrics)
     paths["results"] = out_dir / "results.md"
     return paths
 
@@ -194,7 +200,6 @@ def data_section(data: dict[str, Any]) -> list[str]:
 
 
 def _bench_pick(bench: list[dict[str, Any]], model: str, length: int, single_thread: bool) -> dict[str, Any]:
-    from textdistill.bench import all_cores
 
     threads = 1 if single_thread else all_cores()
     for row in bench:
@@ -214,12 +219,12 @@ def _report_rows(config: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
                 "teacher",
                 config.tokens.teacher_max_length,
                 teacher["test_metrics"]["accuracy"],
-                teacher["test_metrics"]["f1_macro"],
+                teacher["test_metrics"]["macro_f1"],
                 None,
             )
         )
     for summary in metrics["students"]:
-        length = summary["student_config"]["max_length"] or config.tokens.student_max_length
+        length = summary["tokens"]["max_length"]
         test = summary["test"]
         rows.append(
             _row(metrics["bench"], summary["tag"], length, test["accuracy"], test["macro_f1"], test.get("agreement"))
@@ -237,19 +242,19 @@ def _report_rows(config: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
                         f"{summary['tag']} {name}",
                         length,
                         s["accuracy"],
-                        s["f1"],
+                        s["macro_f1"],
                         s.get("agreement"),
                     )
                 )
     return rows
 
 
-def _row(bench, model: str, length: int, accuracy, f1, agreement_value) -> dict[str, Any]:
+def _row(bench, model: str, length: int, accuracy, macro_f1, agreement_value) -> dict[str, Any]:
     single, multi = _bench_pick(bench, model, length, True), _bench_pick(bench, model, length, False)
     return {
         "model": f"{model} ({length} tokens)",
         "accuracy": accuracy,
-        "f1": f1,
+        "macro_f1": macro_f1,
         "agreement": agreement_value,
         "parameters": single.get("parameters"),
         "nonzero_parameters": single.get("nonzero_parameters"),

@@ -13,10 +13,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from textdistill.cache import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +69,8 @@ class EncodedTexts:
         return self.flat[self.offsets[index] : self.offsets[index + 1]]
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, flat=self.flat, offsets=self.offsets)
-        tmp.replace(path)
+        with atomic_open(path) as handle:
+            np.savez(handle, flat=self.flat, offsets=self.offsets)
 
     @classmethod
     def load(cls, path: Path) -> EncodedTexts:
@@ -83,10 +85,13 @@ class EncodedTexts:
         return cls(flat=flat, offsets=offsets)
 
 
-def encode_texts(texts: list[str], tokenizer, batch_size: int = 1000, desc: str = "tokenise") -> EncodedTexts:
-    """Encode texts in full (no truncation, no special tokens) with a fast tokenizer."""
+def encode_texts(
+    texts: list[str], tokenizer, batch_size: int = 1000, desc: str = "tokenise", progress: bool = True
+) -> EncodedTexts:
+    """Encode texts in full (no truncation, no special tokens) with a fast tokenizer, after ``normalise_text``."""
     sequences: list[list[int]] = []
-    for start in tqdm(range(0, len(texts), batch_size), desc=desc, unit="batch", leave=False):
+    starts = range(0, len(texts), batch_size)
+    for start in tqdm(starts, desc=desc, unit="batch", leave=False, disable=not progress):
         batch = [normalise_text(t) for t in texts[start : start + batch_size]]
         encoded = tokenizer(batch, add_special_tokens=False, truncation=False, verbose=False)
         sequences.extend(encoded["input_ids"])
@@ -132,6 +137,30 @@ def model_inputs(
         np.concatenate([wrap[0], truncate(encoded.sequence(i), max_length, strategy, head_fraction), wrap[1]])
         for i in range(len(encoded))
     ]
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """How a model reads a text: at most ``max_length`` ids ([CLS] and [SEP] included), cut by ``truncation``.
+
+    Carried by the data stage (teacher and student lengths) and saved with every student, so training,
+    saving and serving cut texts the same way.
+    """
+
+    max_length: int
+    truncation: str = "head+tail"
+    head_fraction: float = 0.25
+
+    def inputs(self, encoded: EncodedTexts, special: SpecialIds) -> list[np.ndarray]:
+        """``[CLS] ids [SEP]`` per text, cut to these settings: one int64 array per example."""
+        return model_inputs(encoded, self.max_length, self.truncation, special, self.head_fraction)
+
+    def encode(self, texts: list[str], tokenizer, progress: bool = False) -> list[np.ndarray]:
+        """Raw texts to model inputs: the one tokenisation path of training, evaluation and serving."""
+        return self.inputs(encode_texts(texts, tokenizer, progress=progress), SpecialIds.of(tokenizer))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_length": self.max_length, "truncation": self.truncation, "head_fraction": self.head_fraction}
 
 
 def pad_batch(sequences: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

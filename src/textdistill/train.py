@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,11 +39,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from textdistill.cache import atomic_open, atomic_write_text
 from textdistill.config import DistillConfig
+from textdistill.inference import predict_logits
 from textdistill.losses import hard_loss, hybrid_loss
-from textdistill.metrics import agreement, classification_metrics
+from textdistill.metrics import score
 from textdistill.students import count_parameters
-from textdistill.students.hub import load_weights, predict_logits, save_weights
+from textdistill.students.hub import load_weights, save_weights
 from textdistill.tokens import iterate_batches, length_bucketed_batches
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class DistillData:
         if self.labels.shape != (len(self.sequences),):
             raise ValueError(f"labels have shape {self.labels.shape} for {len(self.sequences)} sequences")
         if self.teacher_logits is not None:
-            self.teacher_logits = np.asarray(self.teacher_logits, dtype=np.float32)
+            self.teacher_logits = np.array(self.teacher_logits, dtype=np.float32)  # a writable copy for torch
             if self.teacher_logits.ndim != 2 or len(self.teacher_logits) != len(self.sequences):
                 raise ValueError(
                     f"teacher_logits must be (n, num_labels) with n={len(self.sequences)}, "
@@ -169,19 +170,11 @@ def prediction_metrics(
     Returns:
         ``examples`` always; ``accuracy`` and ``macro_f1`` when a row is labelled; ``agreement`` with a teacher.
     """
-    predictions = logits.argmax(axis=1)
-    labelled = labels >= 0
-    result: dict[str, float] = {"examples": float(len(labels))}
-    if labelled.any():
-        quality = classification_metrics(labels[labelled], predictions[labelled], num_labels=logits.shape[1])
-        result["accuracy"], result["macro_f1"] = quality["accuracy"], quality["f1_macro"]
-    if teacher_logits is not None and len(labels):
-        result["agreement"] = agreement(logits, teacher_logits)
-    return result
+    return score(labels, logits.argmax(axis=1), logits.shape[1], teacher_logits).to_dict()
 
 
 def evaluate(model: nn.Module, data: DistillData, pad_id: int, batch_size: int = 256) -> dict[str, float]:
-    """Loss-free metrics of ``model`` on ``data`` (see ``classification_metrics``)."""
+    """Loss-free metrics of ``model`` on ``data`` (see ``prediction_metrics``)."""
     logits = predict_logits(model, data.sequences, pad_id, batch_size)
     return prediction_metrics(logits, data.labels, data.teacher_logits)
 
@@ -276,12 +269,6 @@ def _signature(model: nn.Module, train: DistillData, validation: DistillData, co
     }
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------------------------------------------
 # The loop
 
@@ -332,9 +319,8 @@ class _Trainer:
             "rng": _rng_state(),
             "signature": self.signature,
         }
-        tmp = self.checkpoint_path.with_name(CHECKPOINT_NAME + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.checkpoint_path)
+        with atomic_open(self.checkpoint_path) as handle:
+            torch.save(payload, handle)
 
     def start(self) -> None:
         """Resume from ``checkpoint.pt`` when present, else seed a fresh run."""
@@ -434,7 +420,7 @@ class _Trainer:
         state.stopped_early = state.bad_epochs >= self.config.patience and state.epoch < self.config.epochs
         state.history.append(record)
         logger.info("%s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-        _atomic_write_text(self.run_dir / METRICS_NAME, "".join(json.dumps(r) + "\n" for r in state.history))
+        atomic_write_text(self.run_dir / METRICS_NAME, "".join(json.dumps(r) + "\n" for r in state.history))
         self.save_checkpoint()
 
     def run(self, max_steps: int | None) -> bool:
@@ -515,7 +501,7 @@ def train_student(
         return trainer.result(completed=False)
     result = trainer.result(completed=True)
     load_weights(model, run_dir / BEST_NAME)
-    _atomic_write_text(run_dir / DONE_NAME, json.dumps({"result": result.to_dict(), "signature": trainer.signature}))
+    atomic_write_text(run_dir / DONE_NAME, json.dumps({"result": result.to_dict(), "signature": trainer.signature}))
     trainer.checkpoint_path.unlink(missing_ok=True)
     logger.info("best epoch %d: val_loss %.4f", result.best_epoch, result.best_val_loss)
     return result

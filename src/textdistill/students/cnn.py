@@ -8,13 +8,14 @@ padding a batch has, and a sequence shorter than the widest filter still has val
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from textdistill.config import ConfigError
-from textdistill.students import register, valid_positions
+from textdistill.students import StudentModule, kept_count, register, top_indices, valid_positions
 
 
 @dataclass
@@ -36,7 +37,7 @@ class CNNConfig:
 
 
 @register("cnn")
-class CNNStudent(nn.Module):
+class CNNStudent(StudentModule):
     """Embedding → ``convs`` (one Conv1d per width) → ReLU → masked max over time → dropout → ``classifier``."""
 
     config_class = CNNConfig
@@ -69,3 +70,18 @@ class CNNStudent(nn.Module):
             for conv, width in zip(self.convs, self.config.kernel_sizes, strict=True)
         ]
         return self.classifier(self.dropout(torch.cat(pooled, dim=-1)))
+
+    def shrunk(self, amount: float) -> nn.Module:
+        """Keep the filters with the largest L1 norm in every convolution, and the matching classifier columns."""
+        filters, keep = self.config.num_filters, kept_count(self.config.num_filters, amount)
+        state, columns = dict(self.state_dict()), []
+        for index in range(len(self.config.kernel_sizes)):
+            weight = state[f"convs.{index}.weight"]  # (filters, embedding_dim, width)
+            kept = top_indices(weight.abs().sum(dim=(1, 2)), keep)
+            state[f"convs.{index}.weight"], state[f"convs.{index}.bias"] = (
+                weight[kept],
+                state[f"convs.{index}.bias"][kept],
+            )
+            columns.append(kept + index * filters)
+        state["classifier.weight"] = state["classifier.weight"][:, torch.cat(columns)]
+        return self.rebuilt(dataclasses.replace(self.config, num_filters=keep), state)

@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,13 @@ from safetensors.torch import save as serialise_tensors
 from torch import nn
 
 from textdistill import __version__
+from textdistill.cache import atomic_write_bytes, atomic_write_text
+from textdistill.inference import predict_logits
 from textdistill.students import build_student, count_parameters
 from textdistill.tokens import (
-    EncodedTexts,
     SpecialIds,
-    iterate_batches,
-    length_bucketed_batches,
+    TokenSettings,
     load_tokenizer,
-    model_inputs,
     normalise_text,
     tokenizer_fingerprint,
 )
@@ -81,17 +79,12 @@ def _deduplicated(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tenso
 def save_weights(model: nn.Module, path: Path) -> str:
     """Write ``model.state_dict()`` to a safetensors file atomically; tied tensors are stored once.
 
-    Returns the sha256 (hex) of the file's bytes. The file is written with ``open`` so its mode follows the umask
+    Returns the sha256 (hex) of the file's bytes. ``atomic_write_bytes`` gives it the mode of a normal file
     (0644 under umask 022), not the 0600 of a private temporary file.
     """
     tensors, aliases = _deduplicated(model.state_dict())
     data = serialise_tensors(tensors, metadata={"format": "pt", _ALIASES_KEY: json.dumps(aliases)})
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -140,32 +133,6 @@ def load_weights(model: nn.Module, path: Path) -> None:
         listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise ValueError(f"weights in {path} do not match the model: {listed}")
     model.load_state_dict(state)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Inference on token ids
-
-
-def predict_logits(model: nn.Module, sequences: list[np.ndarray], pad_id: int, batch_size: int = 256) -> np.ndarray:
-    """Logits (n, num_labels) float32 for already-wrapped id sequences, in the original order.
-
-    Runs in eval mode under ``torch.inference_mode`` with length-sorted batches; the model's training mode is
-    restored afterwards.
-    """
-    if not sequences:
-        return np.zeros((0, getattr(getattr(model, "classifier", None), "out_features", 0)), dtype=np.float32)
-    was_training = model.training
-    model.eval()
-    batches = length_bucketed_batches(np.array([len(s) for s in sequences]), batch_size, shuffle=False)
-    chunks = []
-    with torch.inference_mode():
-        for _, input_ids, attention_mask in iterate_batches(sequences, batches, pad_id):
-            chunks.append(model(input_ids, attention_mask).float().numpy())
-    model.train(was_training)
-    stacked = np.concatenate(chunks)
-    out = np.empty_like(stacked)
-    out[np.concatenate(batches)] = stacked
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -229,46 +196,52 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any] | None, card_extr
     return "\n".join(lines)
 
 
+def student_config(
+    model: nn.Module,
+    name: str,
+    arch: dict[str, Any],
+    vocab_size: int,
+    pad_id: int,
+    label_names: list[str],
+    tokens: TokenSettings,
+) -> dict[str, Any]:
+    """The ``config.json`` content of a student (checksums are added when it is saved)."""
+    return {
+        "textdistill_student": True,
+        "textdistill_version": __version__,
+        "student": name,
+        "arch": _resolved_arch(model, arch),
+        "vocab_size": vocab_size,
+        "num_labels": len(label_names),
+        "pad_id": pad_id,
+        "num_parameters": count_parameters(model),
+        "id2label": {str(i): label for i, label in enumerate(label_names)},
+        "label2id": {label: i for i, label in enumerate(label_names)},
+        "tokenization": tokens.to_dict(),
+    }
+
+
 def save_student(
     model: nn.Module,
     directory: str | Path,
     *,
     name: str,
     arch: dict[str, Any],
-    vocab_size: int,
-    num_labels: int,
-    pad_id: int,
-    label_names: list[str],
     tokenizer: Any,
-    max_length: int,
-    truncation: str,
-    head_fraction: float,
+    label_names: list[str],
+    tokens: TokenSettings,
     metrics: dict[str, Any] | None = None,
     card_extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a student directory (config.json, model.safetensors, tokenizer files, README.md); returns it."""
-    if len(label_names) != num_labels:
-        raise ValueError(f"{len(label_names)} label names given for {num_labels} labels")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = {
-        "textdistill_student": True,
-        "textdistill_version": __version__,
-        "student": name,
-        "arch": _resolved_arch(model, arch),
-        "vocab_size": vocab_size,
-        "num_labels": num_labels,
-        "pad_id": pad_id,
-        "num_parameters": count_parameters(model),
-        "id2label": {str(i): label for i, label in enumerate(label_names)},
-        "label2id": {label: i for i, label in enumerate(label_names)},
-        "tokenization": {"max_length": max_length, "truncation": truncation, "head_fraction": head_fraction},
-    }
+    config = student_config(model, name, arch, len(tokenizer), tokenizer.pad_token_id, label_names, tokens)
     config[WEIGHTS_CHECKSUM_KEY] = save_weights(model, directory / WEIGHTS_NAME)
     tokenizer.save_pretrained(str(directory))
     config[TOKENIZER_FINGERPRINT_KEY] = tokenizer_fingerprint(load_tokenizer(str(directory)))
-    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    (directory / CARD_NAME).write_text(model_card(config, metrics, card_extra), encoding="utf-8")
+    atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+    atomic_write_text(directory / CARD_NAME, model_card(config, metrics, card_extra))
     logger.info("saved student %s (%d parameters) to %s", name, config["num_parameters"], directory)
     return directory
 
@@ -414,16 +387,15 @@ class Student:
         A text that is not a string, is empty or whitespace-only, or is not valid Unicode is a ValueError naming
         its index (see ``text_problem``).
         """
-        settings = self.config["tokenization"]
         if not texts:
             return []
         check_texts(texts)
-        cleaned = [normalise_text(text) for text in texts]
-        ids = self.tokenizer(cleaned, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-        encoded = EncodedTexts.from_sequences(ids)
-        return model_inputs(
-            encoded, settings["max_length"], settings["truncation"], self.special, settings["head_fraction"]
-        )
+        return self.token_settings.encode(list(texts), self.tokenizer)
+
+    @property
+    def token_settings(self) -> TokenSettings:
+        """How this student reads a text (saved in ``config.json`` under ``tokenization``)."""
+        return TokenSettings(**self.config["tokenization"])
 
     def predict_logits(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Logits (n, num_labels) float32, in the order of ``texts``; NaN or inf is a ``NonFiniteLogitsError``."""
@@ -436,10 +408,13 @@ class Student:
             )
         return logits
 
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities (n, num_labels) float32, columns in the order of ``label_names``."""
+        return torch.softmax(torch.from_numpy(self.predict_logits(texts, batch_size)), dim=-1).numpy()
+
     def predict(self, texts: list[str], batch_size: int = 64) -> list[dict[str, Any]]:
         """One ``{"label": str, "probabilities": {label: float}}`` per text, in input order."""
-        logits = self.predict_logits(texts, batch_size)
-        probabilities = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+        probabilities = self.predict_proba(texts, batch_size)
         return [
             {
                 "label": self.label_names[int(row.argmax())],
@@ -447,3 +422,36 @@ class Student:
             }
             for row in probabilities
         ]
+
+    def export_onnx(self, path: str | Path, opset: int = 17, int8: bool = False) -> Path:
+        """Write this student as an ONNX graph (dynamic batch and length; inputs ``input_ids``, ``attention_mask``),
+        or its ONNX Runtime int8 version with ``int8=True`` (check it with ``compress.int8_check``); returns the path.
+        """
+        from textdistill import compress  # compress builds on this module: imported here to avoid a cycle
+
+        path = Path(path)
+        if not int8:
+            return compress.export_onnx(self.model, path, opset, self.token_settings.max_length)
+        float_path = compress.export_onnx(
+            self.model, path.with_suffix(".float.onnx"), opset, self.token_settings.max_length
+        )
+        try:
+            return compress.quantize_onnx_int8(float_path, path)
+        finally:
+            float_path.unlink(missing_ok=True)
+
+    def save_pretrained(
+        self, directory: str | Path, metrics: dict[str, Any] | None = None, card_extra: dict[str, Any] | None = None
+    ) -> Path:
+        """Write this student as a directory that ``Student.from_pretrained`` (and ``textdistill serve``) loads."""
+        return save_student(
+            self.model,
+            directory,
+            name=self.config["student"],
+            arch=self.config["arch"],
+            tokenizer=self.tokenizer,
+            label_names=self.label_names,
+            tokens=self.token_settings,
+            metrics=metrics,
+            card_extra=card_extra,
+        )

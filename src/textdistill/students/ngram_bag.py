@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from textdistill.config import ConfigError
-from textdistill.students import register, valid_positions
+from textdistill.students import StudentModule, register, valid_positions
 
 _HASH_MULTIPLIER = 1_000_003  # odd prime: spreads (left, right) id pairs over the buckets
 
@@ -35,7 +35,7 @@ class NgramBagConfig:
 
 
 @register("ngram-bag")
-class NgramBagStudent(nn.Module):
+class NgramBagStudent(StudentModule):
     """Mean of unigram embeddings and hashed-bigram embeddings over real tokens → (hidden) → ``classifier``."""
 
     config_class = NgramBagConfig
@@ -70,3 +70,10 @@ class NgramBagStudent(nn.Module):
         if self.hidden is not None:
             features = self.dropout(torch.relu(self.hidden(features)))
         return self.classifier(features)
+
+    def shrunk(self, amount: float) -> nn.Module:
+        """Not defined: the weights are embedding tables (every row a token or bigram), with no units to remove."""
+        raise NotImplementedError(
+            "ngram-bag has no structured pruning: its weights are embedding rows, not units to remove; "
+            "use l1_unstructured_prune, or fewer bigram_buckets / a smaller embedding_dim when training"
+        )

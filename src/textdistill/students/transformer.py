@@ -7,13 +7,14 @@ learned positional embeddings feed ``nn.TransformerEncoder``; padded keys are ex
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from textdistill.config import ConfigError
-from textdistill.students import register, valid_positions
+from textdistill.students import StudentModule, kept_count, register, top_indices, valid_positions
 
 
 @dataclass
@@ -41,10 +42,12 @@ class TransformerConfig:
 
 
 @register("transformer")
-class TransformerStudent(nn.Module):
+class TransformerStudent(StudentModule):
     """Embedding (+ projection) + positions → ``encoder`` → final norm → masked mean → dropout → ``classifier``."""
 
     config_class = TransformerConfig
+    # The tracer bakes the sequence length into nn.MultiheadAttention's reshapes: torch.export handles it.
+    onnx_exporter = "dynamo"
 
     def __init__(self, config: TransformerConfig, vocab_size: int, num_labels: int, pad_id: int = 0) -> None:
         super().__init__()
@@ -80,3 +83,18 @@ class TransformerStudent(nn.Module):
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(dim=1) / lengths.unsqueeze(-1).to(hidden.dtype)
         return self.classifier(self.dropout(pooled))
+
+    def shrunk(self, amount: float) -> nn.Module:
+        """Keep the feed-forward units with the largest L2 norm (linear1 row + bias, linear2 column) in every layer.
+
+        Attention heads are kept: at the tiny sizes of these students the feed-forward block holds most of the
+        encoder's weights.
+        """
+        state, keep = dict(self.state_dict()), kept_count(self.config.ff_dim, amount)
+        for layer in range(self.config.num_layers):
+            prefix = f"encoder.layers.{layer}."
+            up, up_bias, down = (state[prefix + n] for n in ("linear1.weight", "linear1.bias", "linear2.weight"))
+            kept = top_indices((up.pow(2).sum(dim=1) + up_bias.pow(2) + down.pow(2).sum(dim=0)).sqrt(), keep)
+            state[prefix + "linear1.weight"], state[prefix + "linear1.bias"] = up[kept], up_bias[kept]
+            state[prefix + "linear2.weight"] = down[:, kept]
+        return self.rebuilt(dataclasses.replace(self.config, ff_dim=keep), state)

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from textdistill.cache import atomic_write_text
 from textdistill.config import TeacherConfig
-from textdistill.metrics import classification_metrics
-from textdistill.tokens import length_bucketed_batches, pad_batch
+from textdistill.metrics import score
+from textdistill.tokens import pad_batch
 
 logger = logging.getLogger(__name__)
 
@@ -219,9 +219,9 @@ def best_evaluation(log_history: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _accuracy_metrics(prediction) -> dict[str, float]:
-    logits, labels = prediction
-    metrics = classification_metrics(np.asarray(labels), np.asarray(logits).argmax(-1))
-    return {"accuracy": metrics["accuracy"], "f1": metrics["f1_macro"]}
+    """``score``'s metrics of an evaluation pass; the Trainer logs them as ``eval_accuracy``, ``eval_macro_f1``..."""
+    logits, labels = np.asarray(prediction[0]), np.asarray(prediction[1])
+    return score(labels, logits.argmax(-1), logits.shape[-1]).to_dict()
 
 
 def fine_tune(
@@ -295,19 +295,6 @@ def load_teacher(model_dir: Path, device: str | None = None):
     return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
 
 
-def predict_logits(model, sequences: list[np.ndarray], pad_id: int, batch_size: int = 64, desc: str = "logits"):
-    """Teacher logits (n, num_labels) float32 in input order; batches sorted by length, inference mode."""
-    device = next(model.parameters()).device
-    out = np.zeros((len(sequences), model.config.num_labels), dtype=np.float32)
-    lengths = np.array([len(s) for s in sequences])
-    with torch.inference_mode():
-        for indices in tqdm(length_bucketed_batches(lengths, batch_size, shuffle=False), desc=desc, leave=False):
-            input_ids, attention_mask = pad_batch([sequences[i] for i in indices], pad_id)
-            logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
-            out[indices] = logits.float().cpu().numpy()
-    return out
-
-
 def write_model_card(model_dir: Path, summary: dict[str, Any], fingerprints: dict[str, str]) -> None:
     """A README.md model card: data fingerprint, hyper-parameters, validation and test metrics."""
     lines = [
@@ -325,12 +312,12 @@ def write_model_card(model_dir: Path, summary: dict[str, Any], fingerprints: dic
         "",
         "## Metrics",
         "",
-        "| split | accuracy | F1 (macro) |",
+        "| split | accuracy | macro F1 |",
         "| --- | --- | --- |",
     ]
     for split in ("validation", "test"):
         metrics = summary.get(f"{split}_metrics")
         if metrics:
-            lines.append(f"| {split} | {metrics['accuracy']:.4f} | {metrics['f1_macro']:.4f} |")
+            lines.append(f"| {split} | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} |")
     lines += ["", "## Hyper-parameters", "", "```json", json.dumps(summary["hyperparameters"], indent=2), "```", ""]
-    (model_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    atomic_write_text(model_dir / "README.md", "\n".join(lines))

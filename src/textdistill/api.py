@@ -1,0 +1,280 @@
+"""The Python API: distill a student in a few lines, on the same path as the command line's stages.
+
+    from textdistill import Distiller
+
+    distiller = Distiller("cnn", teacher="path/to/fine-tuned-classifier")
+    student = distiller.fit(train_texts, train_labels, unlabelled=more_texts)
+    student.predict(["A wonderful, moving film."])
+    student.save_pretrained("my-student")
+
+Texts may be lists, numpy arrays, pandas Series or Hugging Face ``datasets`` columns; labels may be ints or
+strings. The teacher is a fine-tuned ``AutoModelForSequenceClassification`` (a directory or a hub name),
+``"ngram"`` (the built-in NB-weighted logistic regression, fitted here), precomputed logits
+(``{"train": array, "validation": array, "unlabelled": array}``), or ``None`` for hard labels only.
+``fit_student`` is the one place a student is built, initialised and trained: ``pipeline.student_stage``
+calls it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from textdistill.config import DistillConfig, EmbeddingsConfig, StudentConfig, TokensConfig, from_dict
+from textdistill.data import encode_labels, label_names_from, stratified_split
+from textdistill.embeddings import build_matrix, train_word2vec
+from textdistill.inference import predict_logits
+from textdistill.students import build_arch, build_student, init_embeddings
+from textdistill.students.hub import Student, check_texts, student_config
+from textdistill.teachers.ngram import NgramTeacher, NgramTeacherConfig
+from textdistill.teachers.transformer import load_teacher
+from textdistill.tokens import EncodedTexts, SpecialIds, TokenSettings, encode_texts, load_tokenizer
+from textdistill.train import DistillData, TrainResult, train_student
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "unlabelled")
+HARD_LABELS_ONLY = {"soft_weight": 0.0, "hard_weight": 1.0, "sequence_weight": 0.0, "mse_weight": 0.0}
+
+
+def fit_student(
+    student: StudentConfig,
+    distill: DistillConfig,
+    train: DistillData,
+    validation: DistillData,
+    vocab_size: int,
+    num_labels: int,
+    pad_id: int,
+    embedding: np.ndarray | None,
+    run_dir: Path,
+) -> tuple[nn.Module, TrainResult]:
+    """Build student ``student.name``, initialise its embedding (``embedding``: (vocab_size, dim) or None) and
+    train it with the hybrid loss in ``run_dir`` (resumable); returns the model with its best weights."""
+    torch.manual_seed(distill.seed)
+    use_embedding = student.use_word2vec and embedding is not None
+    dim = embedding.shape[1] if use_embedding and embedding is not None else None
+    model = build_student(student.name, student.arch, vocab_size, num_labels, dim, pad_id)
+    if use_embedding and embedding is not None:
+        init_embeddings(model, embedding, student.freeze_embeddings)
+    result = train_student(model, train, validation, distill, run_dir, pad_id)
+    return model, result
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def as_texts(values: Any, name: str) -> list[str]:
+    """A list of texts from a list, numpy array, pandas Series or ``datasets`` column; bad texts are errors."""
+    if isinstance(values, str):
+        raise ValueError(f"{name}: expected a sequence of texts, got one string")
+    texts = values.tolist() if isinstance(values, np.ndarray | pd.Series) else list(values)
+    if not texts:
+        raise ValueError(f"{name}: no texts")
+    check_texts(texts)
+    return texts
+
+
+def _as_config(cls: type, value: Any, prefix: str) -> Any:
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    return from_dict(cls, dict(value), prefix)
+
+
+class Distiller:
+    """Distill a teacher into a small student: ``Distiller(student, teacher=...).fit(texts, labels)``.
+
+    Args:
+        student: a registered student name (``cnn``, ``rnn-attention``, ``transformer``, ``ngram-bag``) or a
+            ``StudentConfig``.
+        teacher: see the module docstring.
+        tokenizer: the WordPiece tokenizer the student reads (a directory or hub name); default: the
+            transformer teacher's. Required with the n-gram teacher, precomputed logits or no teacher.
+        arch: the student's own settings (e.g. ``{"num_filters": 100}``), merged into ``student``.
+        distill, tokens, embeddings, teacher_settings: config sections (dataclasses or dicts of their keys).
+        output_dir: where training writes checkpoints (resumable); default a temporary directory.
+        validation_fraction: share of the training texts held out for validation when ``fit`` gets none.
+    """
+
+    def __init__(
+        self,
+        student: str | StudentConfig = "cnn",
+        *,
+        teacher: str | Path | Mapping[str, Any] | None = None,
+        tokenizer: str | Path | None = None,
+        arch: Mapping[str, Any] | None = None,
+        distill: DistillConfig | Mapping[str, Any] | None = None,
+        tokens: TokensConfig | Mapping[str, Any] | None = None,
+        embeddings: EmbeddingsConfig | Mapping[str, Any] | None = None,
+        teacher_settings: NgramTeacherConfig | Mapping[str, Any] | None = None,
+        output_dir: str | Path | None = None,
+        validation_fraction: float = 0.1,
+    ) -> None:
+        base = StudentConfig(name=student) if isinstance(student, str) else student
+        self.student = dataclasses.replace(base, arch={**base.arch, **(arch or {})})
+        self.teacher = teacher
+        self.tokenizer_name = str(tokenizer) if tokenizer is not None else None
+        self.distill = _as_config(DistillConfig, distill, "distill.")
+        self.tokens = _as_config(TokensConfig, tokens, "tokens.")
+        self.embeddings = _as_config(EmbeddingsConfig, embeddings, "embeddings.")
+        self.ngram = _as_config(NgramTeacherConfig, teacher_settings, "teacher_settings.")
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.validation_fraction = validation_fraction
+        self.training_: TrainResult | None = None
+        uses_word2vec = self.student.use_word2vec and self.embeddings.enabled
+        build_arch(self.student.name, self.student.arch, self.embeddings.vector_size if uses_word2vec else None)
+        if self.tokenizer_name is None and not self._teacher_is_transformer():
+            raise ValueError("give tokenizer= (a WordPiece tokenizer directory or hub name) for this teacher")
+
+    def _teacher_is_transformer(self) -> bool:
+        return isinstance(self.teacher, str | Path) and str(self.teacher) != "ngram"
+
+    # -- fit ---------------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        texts: Iterable[str],
+        labels: Iterable[Any],
+        *,
+        validation: tuple[Iterable[str], Iterable[Any]] | None = None,
+        unlabelled: Iterable[str] | None = None,
+    ) -> Student:
+        """Train the student on ``texts``/``labels`` (+ ``unlabelled`` texts labelled by the teacher).
+
+        ``validation`` (texts, labels) drives early stopping and the teacher's choices; without it a stratified
+        ``validation_fraction`` of the training texts is held out. Returns the trained ``Student``.
+        """
+        splits, label_names = self._splits(texts, labels, validation, unlabelled)
+        tokenizer = load_tokenizer(self.tokenizer_name or str(self.teacher))
+        encoded = {name: encode_texts(split[0], tokenizer, desc=f"tokenise {name}") for name, split in splits.items()}
+        logits = self._teacher_targets(splits, label_names, tokenizer, encoded)
+        length = self.student.max_length or self.tokens.student_max_length
+        settings = TokenSettings(length, self.tokens.truncation, self.tokens.head_fraction)
+        data = _distill_data(splits, encoded, logits, settings, SpecialIds.of(tokenizer))
+        embedding = self._word2vec(encoded, len(tokenizer), tokenizer.pad_token_id)
+        distill = self.distill if logits is not None else dataclasses.replace(self.distill, **HARD_LABELS_ONLY)
+        run_dir = self.output_dir or Path(tempfile.mkdtemp(prefix="textdistill-"))
+        model, self.training_ = fit_student(
+            self.student,
+            distill,
+            data["train"],
+            data["validation"],
+            len(tokenizer),
+            len(label_names),
+            tokenizer.pad_token_id,
+            embedding,
+            run_dir,
+        )
+        config = student_config(
+            model, self.student.name, self.student.arch, len(tokenizer), tokenizer.pad_token_id, label_names, settings
+        )
+        return Student(model, tokenizer, config)
+
+    def _splits(self, texts, labels, validation, unlabelled) -> tuple[dict[str, tuple[list[str], Any]], list[str]]:
+        """{split: (texts, label ids or None)} and the label names (sorted distinct training labels)."""
+        train_texts, raw_labels = as_texts(texts, "texts"), pd.Series(list(labels))
+        if len(raw_labels) != len(train_texts):
+            raise ValueError(f"{len(train_texts)} texts but {len(raw_labels)} labels")
+        names = label_names_from(raw_labels, None)
+        if len(names) < 2:
+            raise ValueError(f"need at least two distinct labels, got {names}")
+        train_ids = encode_labels(raw_labels, names, "labels", None)
+        splits: dict[str, tuple[list[str], Any]] = {}
+        if validation is None:
+            kept, held = stratified_split(train_ids, self.validation_fraction, self.distill.seed)
+            splits["train"] = ([train_texts[i] for i in kept], train_ids[kept])
+            splits["validation"] = ([train_texts[i] for i in held], train_ids[held])
+        else:
+            val_texts, val_labels = as_texts(validation[0], "validation texts"), pd.Series(list(validation[1]))
+            if len(val_labels) != len(val_texts):
+                raise ValueError(f"validation: {len(val_texts)} texts but {len(val_labels)} labels")
+            splits["train"] = (train_texts, train_ids)
+            splits["validation"] = (val_texts, encode_labels(val_labels, names, "validation labels", None))
+        if unlabelled is not None and self.teacher is None:
+            logger.warning("unlabelled texts are ignored without a teacher to label them")
+        elif unlabelled is not None:
+            splits["unlabelled"] = (as_texts(unlabelled, "unlabelled"), None)
+        return splits, names
+
+    # -- teachers ----------------------------------------------------------------------------------
+
+    def _teacher_targets(self, splits, label_names, tokenizer, encoded) -> dict[str, np.ndarray] | None:
+        """Teacher logits (n, num_labels) per split, columns in the order of ``label_names``; None: no teacher."""
+        if self.teacher is None:
+            return None
+        if isinstance(self.teacher, Mapping):
+            return _given_logits(self.teacher, splits, len(label_names))
+        if str(self.teacher) == "ngram":
+            return self._ngram_logits(splits)
+        model = load_teacher(Path(self.teacher) if Path(self.teacher).is_dir() else self.teacher)  # type: ignore[arg-type]
+        order = _teacher_columns(model.config.id2label, label_names)
+        settings = TokenSettings(self.tokens.teacher_max_length, self.tokens.truncation, self.tokens.head_fraction)
+        special, pad = SpecialIds.of(tokenizer), tokenizer.pad_token_id
+        inputs = {name: settings.inputs(encoded[name], special) for name in splits}
+        return {name: predict_logits(model, ids, pad, 64, name)[:, order] for name, ids in inputs.items()}
+
+    def _ngram_logits(self, splits) -> dict[str, np.ndarray]:
+        """The built-in n-gram teacher: C chosen on validation; training rows get out-of-fold logits."""
+        train_texts, train_labels = splits["train"]
+        val_texts, val_labels = splits["validation"]
+        teacher = NgramTeacher(self.ngram).fit(train_texts, train_labels, val_texts, val_labels)
+        logits = {"train": teacher.out_of_fold_logits(train_texts, train_labels)}
+        logits |= {name: teacher.predict_logits(texts) for name, (texts, _) in splits.items() if name != "train"}
+        return logits
+
+    def _word2vec(self, encoded: dict[str, EncodedTexts], vocab_size: int, pad_id: int) -> np.ndarray | None:
+        """Word2Vec on the training (and unlabelled) token ids, aligned with the vocabulary; None when unused."""
+        if not (self.student.use_word2vec and self.embeddings.enabled):
+            return None
+        sentences = [encoded["train"]] + ([encoded["unlabelled"]] if "unlabelled" in encoded else [])
+        vectors = train_word2vec(sentences, self.embeddings)
+        return build_matrix(vectors, vocab_size, pad_id, encoded["train"].flat, self.embeddings.seed).matrix
+
+
+def _given_logits(given: Mapping[str, Any], splits, num_labels: int) -> dict[str, np.ndarray]:
+    """Precomputed logits, checked: one (n, num_labels) finite array per split of ``splits``."""
+    missing = [name for name in splits if name not in given]
+    if missing:
+        raise ValueError(f"teacher logits: no {missing} array (given: {sorted(given)}; need one per split)")
+    logits = {}
+    for name, (texts, _) in splits.items():
+        values = np.asarray(given[name], dtype=np.float32)
+        if values.shape != (len(texts), num_labels):
+            raise ValueError(f"teacher logits[{name!r}]: shape {values.shape}, expected ({len(texts)}, {num_labels})")
+        logits[name] = values
+    return logits
+
+
+def _teacher_columns(id2label: Mapping[Any, str], label_names: list[str]) -> list[int]:
+    """The teacher's logit column of each of ``label_names``: by name when the teacher names its labels."""
+    teacher_names = [str(id2label[i]) for i in sorted(id2label, key=int)]
+    if sorted(teacher_names) == sorted(label_names):
+        return [teacher_names.index(name) for name in label_names]
+    if len(teacher_names) != len(label_names):
+        raise ValueError(f"the teacher has {len(teacher_names)} labels {teacher_names}, the data {label_names}")
+    logger.warning("teacher labels %s are not the data's %s: assuming the same order", teacher_names, label_names)
+    return list(range(len(label_names)))
+
+
+def _distill_data(splits, encoded, logits, settings: TokenSettings, special: SpecialIds) -> dict[str, DistillData]:
+    """Training data (unlabelled rows appended, label -1, when a teacher labels them) and validation data."""
+
+    def data(name: str) -> DistillData:
+        labels = splits[name][1] if splits[name][1] is not None else np.full(len(splits[name][0]), -1)
+        return DistillData(settings.inputs(encoded[name], special), labels, None if logits is None else logits[name])
+
+    train = data("train")
+    if "unlabelled" in splits and logits is not None:
+        train = DistillData.concatenate([train, data("unlabelled")])
+    return {"train": train, "validation": data("validation")}

@@ -1,0 +1,41 @@
+"""The one batched inference loop: logits of any classifier on already-wrapped token id sequences."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from textdistill.tokens import iterate_batches, length_bucketed_batches
+
+
+def predict_logits(
+    model: nn.Module, sequences: list[np.ndarray], pad_id: int, batch_size: int = 256, desc: str | None = None
+) -> np.ndarray:
+    """Logits (n, num_labels) float32 in the order of ``sequences``, for a student, an ONNX module or a Hugging Face
+    classifier (its ``.logits``), on the model's device.
+
+    Runs in eval mode under ``torch.inference_mode`` with length-sorted batches (less padding); the model's training
+    mode is restored afterwards. ``desc`` shows a progress bar.
+    """
+    if not sequences:
+        return np.zeros((0, getattr(getattr(model, "classifier", None), "out_features", 0)), dtype=np.float32)
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    batches = length_bucketed_batches(np.array([len(s) for s in sequences]), batch_size, shuffle=False)
+    chunks = []
+    with torch.inference_mode():
+        progress = tqdm(total=len(batches), desc=desc, unit="batch", leave=False, disable=desc is None)
+        for _, input_ids, attention_mask in iterate_batches(sequences, batches, pad_id):
+            output = model(input_ids.to(device), attention_mask.to(device))
+            chunks.append(getattr(output, "logits", output).float().cpu().numpy())
+            progress.update(1)
+        progress.close()
+    model.train(was_training)
+    stacked = np.concatenate(chunks)
+    out = np.empty_like(stacked)
+    out[np.concatenate(batches)] = stacked
+    return out

@@ -1,0 +1,65 @@
+"""The whole run: data → embeddings → teacher → logits → students → compression → benchmark → report.
+
+It sits above ``pipeline`` (data, teacher and student stages) and ``deploy`` (compression and benchmark
+stages), so neither of those imports the other upward.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from textdistill.cache import atomic_write_json, atomic_write_text
+from textdistill.config import Config, dump_config
+from textdistill.deploy import best_student, cached_bench, compress_stage
+from textdistill.pipeline import (
+    data_report,
+    embeddings_for,
+    prepare_data,
+    resolved_config,
+    student_plans,
+    student_stage,
+    teacher_logits_for,
+)
+from textdistill.report import write_run_report
+
+logger = logging.getLogger(__name__)
+
+
+def run(config: Config) -> dict[str, Any]:
+    """Every stage of ``config``, each cached: a second run of a finished config does no work."""
+    started = time.perf_counter()
+    plans = student_plans(config)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare_data(config)
+    atomic_write_text(out / "config.yaml", dump_config(resolved_config(config, prepared)))
+    atomic_write_json(out / "data.json", data_report(config, prepared))
+    teacher_model_dir, logits = (None, None)
+    if any(plan.uses_teacher for plan in plans):
+        teacher_model_dir, logits = teacher_logits_for(config, prepared)
+    embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
+    summaries = [student_stage(config, prepared, plan, logits, embedding) for plan in plans]
+    best = best_student(summaries)
+    compressed = compress_stage(config, prepared, summaries[0], best, logits)
+    bench = cached_bench(config, prepared, teacher_model_dir, summaries, compressed)
+    metrics = {
+        "students": summaries,
+        "best_student": best["tag"],
+        "compress": compressed,
+        "bench": bench,
+        "teacher": _teacher_summary(teacher_model_dir),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    write_run_report(config, prepared.dataset.label_names, metrics)
+    logger.info("run finished in %.0f s: %s", metrics["wall_seconds"], out / "results.md")
+    return metrics
+
+
+def _teacher_summary(model_dir: Path | None) -> dict[str, Any] | None:
+    if model_dir is None or not (model_dir / "metrics.json").is_file():
+        return None
+    return json.loads((model_dir / "metrics.json").read_text())
