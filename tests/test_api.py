@@ -141,3 +141,16 @@ def test_onnx_export_of_a_fitted_student_matches(data, tiny_tokenizer, tmp_path)
     assert np.abs(exported - student.predict_logits(val_texts)).max() < 1e-4  # float32 rounding only
     check = int8_check(student.model, student.export_onnx(tmp_path / "model.int8.onnx", int8=True), sequences, 0)
     assert check["agreement"] >= 0.95 and not (tmp_path / "model.int8.float.onnx").exists()
+
+
+def test_hugging_face_datasets_columns_are_accepted(data, tiny_tokenizer, tmp_path):
+    from datasets import Dataset
+
+    (texts, labels), (val_texts, val_labels) = data
+    tiny_tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
+    train = Dataset.from_dict({"text": texts, "label": [int(y == "pos") for y in labels]})
+    validation = Dataset.from_dict({"text": val_texts, "label": [int(y == "pos") for y in val_labels]})
+    distiller = Distiller("cnn", tokenizer=tmp_path / "tokenizer", arch=ARCH, **TINY)
+    student = distiller.fit(train["text"], train["label"], validation=(validation["text"], validation["label"]))
+    assert student.label_names == ["0", "1"]
+    assert distiller.training_ is not None and distiller.training_.epochs_run >= 1

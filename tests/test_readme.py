@@ -32,13 +32,15 @@ SHARED = README.parents[1] / "shared"
 @pytest.mark.usefixtures("single_thread")
 @pytest.mark.skipif(not (SHARED / "data/imdb").is_dir(), reason="../shared/data/imdb is not on this machine")
 def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
-    """The README's five-line API example, as written (run from the repository root), saving into tmp_path."""
+    """The README's API example, as written (run from the repository root), saving into tmp_path."""
     text = README.read_text(encoding="utf-8")
     block = text.split("<!-- api-example:start -->\n```python\n", 1)[1].split("```\n<!-- api-example:end -->", 1)[0]
     assert "runs/my-student" in block
     monkeypatch.chdir(README.parent)
-    exec(block.replace("runs/my-student", str(tmp_path / "student")), {})  # noqa: S102 (our own README)
+    namespace: dict = {}
+    exec(block.replace("runs/my-student", str(tmp_path / "student")), namespace)  # noqa: S102 (our own README)
     printed = capsys.readouterr().out
-    assert "'label': '1'" in printed.split("}},")[0] and "'label': '0'" in printed.split("}},")[1]
+    assert printed.startswith("[{'label': '1'")  # the clearly positive review
+    assert namespace["distiller"].training_.best_val_accuracy >= 0.75  # 0.795 measured on this machine
     reloaded = Student.from_pretrained(tmp_path / "student")
     assert reloaded.predict_proba(["A wonderful, moving film."]).argmax() == 1

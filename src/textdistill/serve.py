@@ -30,6 +30,7 @@ import anyio
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from textdistill.compress import load_onnx_student
 from textdistill.students.hub import NonFiniteLogitsError, Student, text_problem, verify_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -171,8 +172,6 @@ def load_onnx_predictor(model_dir: str | Path, onnx_file: str) -> Predictor:
     A file ONNX Runtime cannot load, or a graph that cannot classify a text (wrong inputs, NaN outputs), is a
     ValueError naming the file, so the server never starts on it.
     """
-    from textdistill.compress import load_onnx_student
-
     path = Path(model_dir) / onnx_file
     try:
         student = load_onnx_student(model_dir, onnx_file)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from textdistill.config import ConfigError
-from textdistill.students import StudentModule, kept_count, register, top_indices, valid_positions
+from textdistill.students.registry import StudentModule, kept_count, register, top_indices, valid_positions
 
 
 @dataclass

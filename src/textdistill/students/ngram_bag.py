@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from textdistill.config import ConfigError
-from textdistill.students import StudentModule, register, valid_positions
+from textdistill.students.registry import StudentModule, register, valid_positions
 
 _HASH_MULTIPLIER = 1_000_003  # odd prime: spreads (left, right) id pairs over the buckets
 

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textdistill.config import ConfigError
-from textdistill.students import (
+from textdistill.students.registry import (
     StudentModule,
     kept_count,
     refresh_rnn_weights,
