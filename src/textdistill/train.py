@@ -82,7 +82,7 @@ class DistillData:
     teacher_logits: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.labels = np.array(self.labels, dtype=np.int64)  # a writable copy for torch
         if self.labels.shape != (len(self.sequences),):
             raise ValueError(f"labels have shape {self.labels.shape} for {len(self.sequences)} sequences")
         if self.teacher_logits is not None:
