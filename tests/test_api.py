@@ -154,3 +154,12 @@ def test_hugging_face_datasets_columns_are_accepted(data, tiny_tokenizer, tmp_pa
     student = distiller.fit(train["text"], train["label"], validation=(validation["text"], validation["label"]))
     assert student.label_names == ["0", "1"]
     assert distiller.training_ is not None and distiller.training_.epochs_run >= 1
+
+
+def test_an_unreachable_hub_teacher_is_a_clear_error(data, tiny_tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (texts, labels), _ = data
+    tiny_tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
+    distiller = Distiller("cnn", teacher="no-such-user/no-such-model", tokenizer=tmp_path / "tokenizer", arch=ARCH)
+    with pytest.raises(ValueError, match="neither a directory nor a loadable hub classifier"):
+        distiller.fit(texts, labels)

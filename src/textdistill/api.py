@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from transformers import AutoModelForSequenceClassification
 
 from textdistill.config import DistillConfig, EmbeddingsConfig, StudentConfig, TokensConfig, from_dict
 from textdistill.data import encode_labels, label_names_from, stratified_split
@@ -217,7 +218,7 @@ class Distiller:
             return _given_logits(self.teacher, splits, len(label_names))
         if str(self.teacher) == "ngram":
             return self._ngram_logits(splits)
-        model = load_teacher(Path(self.teacher) if Path(self.teacher).is_dir() else self.teacher)  # type: ignore[arg-type]
+        model = _load_classifier(str(self.teacher))
         order = _teacher_columns(model.config.id2label, label_names)
         settings = TokenSettings(self.tokens.teacher_max_length, self.tokens.truncation, self.tokens.head_fraction)
         special, pad = SpecialIds.of(tokenizer), tokenizer.pad_token_id
@@ -240,6 +241,17 @@ class Distiller:
         sentences = [encoded["train"]] + ([encoded["unlabelled"]] if "unlabelled" in encoded else [])
         vectors = train_word2vec(sentences, self.embeddings)
         return build_matrix(vectors, vocab_size, pad_id, encoded["train"].flat, self.embeddings.seed).matrix
+
+
+def _load_classifier(name: str) -> Any:
+    """A fine-tuned sequence classifier from a local directory, or from the Hugging Face hub by name."""
+    if Path(name).expanduser().is_dir():
+        return load_teacher(Path(name).expanduser())
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(name, dtype=torch.float32)
+    except Exception as error:  # hub unreachable, unknown name: one clear message
+        raise ValueError(f"teacher {name!r} is neither a directory nor a loadable hub classifier: {error}") from error
+    return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
 
 def _given_logits(given: Mapping[str, Any], splits, num_labels: int) -> dict[str, np.ndarray]:
