@@ -28,7 +28,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace):
     """The loaded config, fully validated (student names and arch keys too) before any stage runs."""
-    from textdistill.pipeline import validate_config
+    from textdistill.plans import validate_config
 
     config = load_config(args.config, args.overrides)
     validate_config(config)

@@ -22,12 +22,13 @@ from textdistill import builtin
 from textdistill.api import fit_student
 from textdistill.cache import ArtifactCache, array_digest, atomic_open, atomic_write_text, digest
 from textdistill.compress import ONNX_INT8_NAME, OnnxSequenceClassifier, export_classifier_int8
-from textdistill.config import Config, ConfigError, DistillConfig, StudentConfig, from_dict
+from textdistill.config import Config, ConfigError, StudentConfig
 from textdistill.data import Dataset, label_balance, load_dataset, save_label_mapping, stratified_sample
 from textdistill.embeddings import embeddings_stage
 from textdistill.inference import predict_logits
 from textdistill.metrics import agreement, classification_metrics, score
-from textdistill.students import build_arch, count_parameters
+from textdistill.plans import StudentPlan, student_plans
+from textdistill.students import count_parameters
 from textdistill.students.hub import save_student
 from textdistill.teachers.transformer import checkpoint_hash, fine_tune, load_teacher, write_model_card
 from textdistill.tokens import (
@@ -402,59 +403,6 @@ def data_report(config: Config, prepared: Prepared) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------
 # Students
-
-
-@dataclass
-class StudentPlan:
-    """One student to train in a run: a tag (directory name), its student section and its distill section."""
-
-    tag: str
-    student: StudentConfig
-    distill: DistillConfig
-
-    @property
-    def uses_teacher(self) -> bool:
-        d = self.distill
-        return d.soft_weight + d.sequence_weight + d.mse_weight > 0
-
-
-def student_plans(config: Config) -> list[StudentPlan]:
-    """The main student plus every entry of ``students`` (each overrides the student and distill sections)."""
-    plans = [StudentPlan(config.student.name, config.student, config.distill)]
-    for index, entry in enumerate(config.students):
-        unknown = sorted(set(entry) - {"tag", "student", "distill"})
-        if unknown or "tag" not in entry:
-            raise ConfigError(
-                f"students[{index}]: keys must be tag, student, distill (tag required); got {sorted(entry)}"
-            )
-        sections = {name: entry.get(name) or {} for name in ("student", "distill")}
-        for name, value in sections.items():
-            if not isinstance(value, dict):
-                raise ConfigError(f"students[{index}].{name}: expected a mapping of {name} keys, got {value!r}")
-        prefix = f"students[{index}]."
-        student = from_dict(StudentConfig, {**asdict(config.student), **sections["student"]}, prefix + "student.")
-        distill = from_dict(DistillConfig, {**asdict(config.distill), **sections["distill"]}, prefix + "distill.")
-        plans.append(StudentPlan(str(entry["tag"]), student, distill))
-    tags = [plan.tag for plan in plans]
-    if len(set(tags)) != len(tags):
-        raise ConfigError(f"student tags must be unique, got {tags}")
-    for plan in plans:
-        _check_arch(config, plan)
-    return plans
-
-
-def _check_arch(config: Config, plan: StudentPlan) -> None:
-    """Validate a plan's student name and arch keys now, not after the data, teacher and logit stages."""
-    uses_word2vec = plan.student.use_word2vec and config.embeddings.enabled
-    try:
-        build_arch(plan.student.name, plan.student.arch, config.embeddings.vector_size if uses_word2vec else None)
-    except ValueError as error:
-        raise ConfigError(f"student {plan.tag!r}: {error}") from None
-
-
-def validate_config(config: Config) -> None:
-    """Checks that need the student registry (``load_config`` checks everything else): run before any stage."""
-    student_plans(config)
 
 
 def _distill_data(config: Config, prepared: Prepared, split: str, logits, max_length: int | None):
