@@ -68,10 +68,10 @@ def _check_teachers(by_teacher: Mapping[str, Any], labels: Any | None) -> tuple[
     """Every teacher's logits (n, K) with the same n and K; labels (n,)."""
     if not by_teacher:
         raise ValueError("no teachers given; pass {name: logits (n, K)}")
-    checked = {name: _check_logits(values, labels, name) for name, values in by_teacher.items()}
-    shapes = {name: values.shape for name, (values, _) in checked.items()}
+    shapes = {name: np.shape(values) for name, values in by_teacher.items()}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"teachers' logits differ in shape {shapes}; they must cover the same rows and labels")
+    checked = {name: _check_logits(values, labels, name) for name, values in by_teacher.items()}
     return {name: values for name, (values, _) in checked.items()}, next(iter(checked.values()))[1]
 
 
@@ -113,6 +113,8 @@ def calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int =
     probabilities, labels = _check_logits(probabilities, labels, "probabilities")
     if bins < 1:
         raise ValueError(f"calibration_error: bins must be >= 1, got {bins}")
+    if (probabilities < 0).any() or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3):
+        raise ValueError("calibration_error: rows must be probabilities summing to 1; pass softmax(logits)")
     confidence = probabilities.max(axis=1)
     correct = (probabilities.argmax(axis=1) == labels).astype(np.float64)
     which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)

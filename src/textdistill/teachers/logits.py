@@ -202,7 +202,8 @@ def _float16(split: str, values: np.ndarray, ids: Sequence[str]) -> np.ndarray:
         raise ValueError(f"{split}: logits of shape {values.shape} for {len(ids)} ids; expected ({len(ids)}, K)")
     if len(set(ids)) != len(ids):
         raise ValueError(f"{split}: duplicate ids; each example must have one id")
-    half = values.astype(np.float16)
+    with np.errstate(over="ignore"):  # overflow is reported just below, naming the split
+        half = values.astype(np.float16)
     if not np.isfinite(half).all():  # NaN/inf in the input, or beyond float16's ±65504
         raise ValueError(f"{split}: logits are non-finite or beyond float16's range (|x| > 65504)")
     return half
