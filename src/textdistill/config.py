@@ -123,6 +123,63 @@ class TeacherConfig:
         _check(self.mixed_precision in ("auto", "no", "fp16", "bf16"), "teacher.mixed_precision: auto|no|fp16|bf16")
 
 
+TEACHER_KINDS = ("transformer", "ngram", "logits")
+RESERVED_TEACHER_NAMES = ("ensemble",)  # the combined target's name in reports
+
+
+@dataclass
+class TeacherEntry:
+    """One validated entry of ``teachers:``: a unique name, a kind and that kind's settings.
+
+    ``settings``: for ``ngram`` every ``NgramTeacherConfig`` key (defaults filled in, so they enter cache keys);
+    for ``logits`` ``{"path": directory}``; for ``transformer`` nothing (it uses the ``teacher:`` section).
+    """
+
+    name: str
+    kind: str
+    settings: dict[str, Any]
+
+
+def _ngram_keys() -> list[str]:
+    from textdistill.teachers.ngram import NgramTeacherConfig  # on demand: scipy only when an ngram teacher is used
+
+    return [f.name for f in dataclasses.fields(NgramTeacherConfig)]
+
+
+def _teacher_settings(kind: str, settings: dict[str, Any], where: str) -> dict[str, Any]:
+    """The checked kind-specific settings of one entry (unknown keys name the valid ones)."""
+    valid = {"transformer": [], "logits": ["path"], "ngram": _ngram_keys() if kind == "ngram" else []}[kind]
+    unknown = sorted(set(settings) - set(valid))
+    _check(not unknown, f"{where}: unknown key(s) {unknown} for kind {kind!r}; valid keys: {['name', 'kind', *valid]}")
+    if kind == "ngram":
+        from textdistill.teachers.ngram import NgramTeacherConfig
+
+        return from_dict(NgramTeacherConfig, settings, f"{where}.").to_dict()
+    if kind == "logits":
+        path = settings.get("path")
+        _check(isinstance(path, str) and bool(path), f"{where}.path: a logits directory is required, got {path!r}")
+    return dict(settings)
+
+
+def teacher_entries(entries: list[dict[str, Any]]) -> list[TeacherEntry]:
+    """The ``teachers:`` list checked: kinds, keys per kind, unique names, at most one transformer."""
+    parsed = []
+    for index, entry in enumerate(entries):
+        where = f"teachers[{index}]"
+        _check(isinstance(entry, dict), f"{where}: expected a mapping {{name, kind, ...}}, got {entry!r}")
+        name, kind = entry.get("name"), entry.get("kind")
+        _check(isinstance(name, str) and bool(name.strip()), f"{where}.name: a non-empty string is required")
+        _check(name not in RESERVED_TEACHER_NAMES, f"{where}.name: {name!r} is reserved; choose another name")
+        _check(kind in TEACHER_KINDS, f"{where}.kind: {kind!r} is not a teacher kind; valid kinds: {TEACHER_KINDS}")
+        settings = {k: v for k, v in entry.items() if k not in ("name", "kind")}
+        parsed.append(TeacherEntry(str(name), str(kind), _teacher_settings(str(kind), settings, f"{where} ({name})")))
+    names = [entry.name for entry in parsed]
+    _check(len(set(names)) == len(names), f"teachers: names must be unique, got {names}")
+    transformers = [entry.name for entry in parsed if entry.kind == "transformer"]
+    _check(len(transformers) <= 1, f"teachers: at most one transformer entry (it uses teacher:), got {transformers}")
+    return parsed
+
+
 @dataclass
 class StudentConfig:
     """Which student to train; ``arch`` is validated by that student's own config dataclass."""
@@ -216,9 +273,13 @@ class Config:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     students: list[dict[str, Any]] = field(default_factory=list)  # more students: [{tag, student, distill}]
+    teachers: list[dict[str, Any]] = field(default_factory=list)  # ensembled [{name, kind: transformer/ngram/logits}]
     distill: DistillConfig = field(default_factory=DistillConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+
+    def __post_init__(self) -> None:
+        teacher_entries(self.teachers)  # every entry checked at load, before any stage
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -22,7 +22,7 @@ from textdistill import builtin
 from textdistill.api import fit_student
 from textdistill.cache import ArtifactCache, array_digest, atomic_open, atomic_write_text, digest
 from textdistill.compress import ONNX_INT8_NAME, OnnxSequenceClassifier, export_classifier_int8
-from textdistill.config import Config, ConfigError, StudentConfig
+from textdistill.config import Config, ConfigError, StudentConfig, TeacherEntry, teacher_entries
 from textdistill.data import Dataset, label_balance, load_dataset, save_label_mapping, stratified_sample
 from textdistill.embeddings import embeddings_stage
 from textdistill.inference import predict_logits
@@ -30,6 +30,7 @@ from textdistill.metrics import agreement, classification_metrics, score
 from textdistill.plans import StudentPlan, student_plans
 from textdistill.students import count_parameters
 from textdistill.students.hub import save_student
+from textdistill.teachers.logits import read_logits_dir
 from textdistill.teachers.transformer import checkpoint_hash, fine_tune, load_teacher, write_model_card
 from textdistill.tokens import (
     EncodedTexts,
@@ -355,6 +356,234 @@ def evaluate_teacher(prepared: Prepared, model_dir: Path, logits: dict[str, np.n
 
 
 # ---------------------------------------------------------------------------------------------------
+# Several teachers: each one's logits, then one calibrated, combined target chosen on validation
+
+TEACHERS_REPORT = "teachers.json"  # in the run directory, read by report.write_run_report
+ENSEMBLE_STEP, ENSEMBLE_FOLDS = 0.05, 5  # choose_combiner's weight grid step and cross-fitting folds
+
+
+@dataclass
+class TeacherLogits:
+    """One teacher's logits {split: (n, K) float32} and how its training-row logits were made."""
+
+    name: str
+    kind: str
+    logits: dict[str, np.ndarray]
+    train_targets: str  # "in-sample", "out-of-fold (k folds)" or "as shipped"
+    info: dict[str, Any]
+
+
+def ensemble_target(config: Config, prepared: Prepared) -> tuple[Path | None, dict[str, np.ndarray]]:
+    """Every ``teachers:`` entry's logits, then one target {split: (n, K)} chosen on validation only.
+
+    Shipped logits are read first, so a bad directory fails before any fitting. Returns the transformer entry's
+    model dir (None without one or with ``teacher.logits_dir``) and the target the students distill from.
+    """
+    entries = teacher_entries(config.teachers)
+    cost = {"logits": 0, "ngram": 1, "transformer": 2}
+    made: dict[str, TeacherLogits] = {}
+    model_dir = None
+    for entry in sorted(entries, key=lambda e: cost[e.kind]):
+        if entry.kind == "transformer":
+            model_dir, logits = _single_teacher_logits(config, prepared)
+            made[entry.name] = TeacherLogits(entry.name, entry.kind, logits, _transformer_targets(config), {})
+        elif entry.kind == "ngram":
+            made[entry.name] = ngram_teacher_logits(prepared, entry)
+        else:
+            made[entry.name] = shipped_teacher_logits(prepared, entry)
+    members = [made[entry.name] for entry in entries]
+    target, report = combined_target(prepared, members, config.data.seed)
+    report |= {"entries": config.teachers, "data": prepared.dataset.fingerprints()}  # the report checks both
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / TEACHERS_REPORT, json.dumps(report, indent=2, default=str) + "\n")
+    return model_dir, target
+
+
+def _transformer_targets(config: Config) -> str:
+    if config.teacher.logits_dir:
+        return "as shipped (teacher.logits_dir)"
+    return "in-sample (fine-tuned on these rows)" if config.teacher.max_train is None else "in-sample (partly)"
+
+
+def _split_ids(prepared: Prepared) -> dict[str, list[str]]:
+    return {name: split.ids for name, split in prepared.dataset.splits().items()}
+
+
+def shipped_teacher_logits(prepared: Prepared, entry: TeacherEntry) -> TeacherLogits:
+    """A ``logits`` teacher: its directory read by ``read_logits_dir``, aligned to every split's ids."""
+    labels = prepared.dataset.label_names
+    try:
+        logits = read_logits_dir(entry.settings["path"], _split_ids(prepared), len(labels), labels)
+    except ValueError as error:
+        raise ValueError(f"teacher {entry.name!r} (kind logits): {error}") from None
+    return TeacherLogits(entry.name, entry.kind, logits, "as shipped", {"path": entry.settings["path"]})
+
+
+def ngram_teacher_dir(prepared: Prepared, entry: TeacherEntry) -> Path:
+    """Where an n-gram teacher lives: keyed by its settings, the train/validation fingerprints and the labels."""
+    fingerprints = prepared.dataset.fingerprints()
+    parts = {
+        "kind": "ngram",
+        "settings": entry.settings,
+        "data": [fingerprints["train"], fingerprints["validation"]],
+        "labels": prepared.dataset.label_names,
+    }
+    return prepared.cache.root / "teachers" / f"ngram-{digest(parts)}"
+
+
+def ngram_teacher_logits(prepared: Prepared, entry: TeacherEntry) -> TeacherLogits:
+    """An ``ngram`` teacher: fitted on train (C chosen on validation), out-of-fold logits for train, the full
+    model's logits for the other splits; the model and each split's logits cached under ``ngram_teacher_dir``."""
+    from textdistill.teachers.ngram import NgramTeacher, NgramTeacherConfig
+
+    root = ngram_teacher_dir(prepared, entry)
+    teacher: NgramTeacher | None = None
+    logits = {}
+    for name, split in prepared.dataset.splits().items():
+        directory = root / "logits" / f"{name}-{split.fingerprint}"
+        if not (directory / f"{name}.npz").is_file():
+            if teacher is None:
+                teacher = _ngram_teacher(prepared, NgramTeacherConfig(**entry.settings), root / "model")
+            if name == "train":
+                values = teacher.out_of_fold_logits(split.texts, split.labels)
+            else:
+                values = teacher.predict_logits(split.texts)
+            directory.mkdir(parents=True, exist_ok=True)
+            _write_logits(directory / f"{name}.npz", values, split.ids, {"teacher": entry.name, "split": name})
+        else:
+            logger.info("teacher %s: reusing %s logits from %s", entry.name, name, directory)
+        logits[name] = read_logits_dir(directory, {name: split.ids}, len(prepared.dataset.label_names))[name]
+    info = json.loads((root / "model" / "config.json").read_text(encoding="utf-8"))
+    folds = entry.settings["folds"]
+    return TeacherLogits(
+        entry.name, entry.kind, logits, f"out-of-fold ({folds} folds)", {"model_dir": str(root / "model"), **info}
+    )
+
+
+def _ngram_teacher(prepared: Prepared, settings: Any, model_dir: Path) -> Any:
+    """The saved n-gram teacher of ``model_dir``, or a new one fitted on train (C chosen on validation)."""
+    from textdistill.teachers.ngram import NgramTeacher
+
+    if (model_dir / "config.json").is_file():
+        logger.info("ngram teacher: reusing %s", model_dir)
+        return NgramTeacher.load(model_dir)
+    data = prepared.dataset
+    teacher = NgramTeacher(settings).fit(
+        data.train.texts, data.train.labels, data.validation.texts, data.validation.labels, data.label_names
+    )
+    teacher.save(model_dir)
+    return teacher
+
+
+def combined_target(
+    prepared: Prepared, members: list[TeacherLogits], seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Temperatures and the combiner chosen on validation → target {split: (n, K) float32} and its report.
+
+    Cached under ``teacher-ensemble/<key>``, the key hashing every teacher's logits, the labels and the settings.
+    """
+    key = {
+        "teachers": {m.name: {s: array_digest(v) for s, v in m.logits.items()} for m in members},
+        "data": prepared.dataset.fingerprints(),
+        "settings": {"step": ENSEMBLE_STEP, "folds": ENSEMBLE_FOLDS},
+        "seed": seed,
+    }
+    directory = prepared.cache.root / "teacher-ensemble" / digest(key)
+    report_path = directory / "report.json"
+    split_ids = _split_ids(prepared)
+    if report_path.is_file():
+        logger.info("teachers: reusing the combined target %s", directory)
+        target = read_logits_dir(directory, split_ids, len(prepared.dataset.label_names))
+        return target, json.loads(report_path.read_text(encoding="utf-8"))
+    target, report = _choose_target(prepared, members, seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, values in target.items():
+        _write_logits(directory / f"{split}.npz", values, split_ids[split], {"split": split, **key})
+    prepared.cache.write_json(report_path, report)
+    return target, report
+
+
+def _choose_target(
+    prepared: Prepared, members: list[TeacherLogits], seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Per-teacher temperature on validation; one teacher: its calibrated logits; more: ``choose_combiner``."""
+    from textdistill.teachers.ensemble import calibrate, choose_combiner, fit_temperature
+
+    labels = prepared.dataset.validation.labels
+    temperatures = {m.name: fit_temperature(m.logits["validation"], labels) for m in members}
+    splits = list(prepared.dataset.splits())
+    calibrated = {s: calibrate({m.name: m.logits[s] for m in members}, temperatures) for s in splits}
+    combiner: dict[str, Any] = {"method": "single", "temperatures": temperatures}
+    if len(members) == 1:
+        target = {s: calibrated[s][members[0].name].astype(np.float32) for s in splits}
+    else:
+        folds = _combiner_folds(labels)
+        choice = choose_combiner(calibrated["validation"], labels, ENSEMBLE_STEP, folds, seed)
+        target = {s: choice.combine(calibrated[s]).astype(np.float32) for s in splits}
+        combiner = {
+            "method": choice.method,
+            "temperatures": temperatures,
+            "weights": choice.weights,
+            "held_out_validation_nll": {"weights": choice.weight_search_nll, "stacking": choice.stacking_nll},
+            "folds": folds,
+            **({"stacker": choice.stacker.to_dict()} if choice.method == "stacking" else {}),
+        }
+    return target, _ensemble_report(prepared, members, calibrated, target, combiner)
+
+
+def _combiner_folds(labels: np.ndarray) -> int:
+    """``ENSEMBLE_FOLDS``, fewer when a class has fewer validation rows (at least 2)."""
+    smallest = int(np.bincount(labels).min())
+    if smallest < 2:
+        raise ValueError(
+            f"teachers: a class has {smallest} validation row(s); choosing the combiner needs at least 2 per class "
+            "(raise data.validation_fraction or use one teacher)"
+        )
+    folds = min(ENSEMBLE_FOLDS, smallest)
+    if folds < ENSEMBLE_FOLDS:
+        logger.warning(
+            "teachers: only %d validation rows in a class; cross-fitting the combiner with %d folds", smallest, folds
+        )
+    return folds
+
+
+def _ensemble_report(
+    prepared: Prepared,
+    members: list[TeacherLogits],
+    calibrated: dict[str, dict[str, np.ndarray]],
+    target: dict[str, np.ndarray],
+    combiner: dict[str, Any],
+) -> dict[str, Any]:
+    """Per teacher (calibrated) and the ensemble: validation and test accuracy, macro F1, NLL, ECE, agreement;
+    training-row accuracy with how each teacher's training targets were made (in-sample vs out-of-fold)."""
+    from textdistill.teachers.ensemble import teacher_report
+
+    splits = prepared.dataset.splits()
+    scored = {
+        s: teacher_report(calibrated[s] | {"ensemble": target[s]}, splits[s].labels) for s in ("validation", "test")
+    }
+    train = teacher_report(calibrated["train"] | {"ensemble": target["train"]}, splits["train"].labels)["models"]
+    teachers = [
+        {
+            "name": m.name,
+            "kind": m.kind,
+            "train_targets": m.train_targets,
+            "train_accuracy": train[m.name]["accuracy"],
+            "temperature": combiner["temperatures"][m.name],
+            "info": m.info,
+        }
+        for m in members
+    ]
+    return {
+        "teachers": teachers,
+        "combiner": combiner,
+        "ensemble_train_accuracy": train["ensemble"]["accuracy"],
+        **scored,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
 # Embeddings and the data report
 
 
@@ -517,7 +746,18 @@ def _student_key(config: Config, prepared: Prepared, plan: StudentPlan, logits, 
 
 
 def teacher_logits_for(config: Config, prepared: Prepared) -> tuple[Path | None, dict[str, np.ndarray] | None]:
-    """The teacher (fine-tuned or reused) and its logits; with ``teacher.logits_dir`` only the shipped logits."""
+    """The teacher (fine-tuned or reused) and its logits; with ``teacher.logits_dir`` only the shipped logits.
+
+    With ``teachers:`` set, the logits are the ensemble target of those teachers (see ``ensemble_target``) and the
+    model dir is the transformer entry's (None without one).
+    """
+    if config.teachers:
+        return ensemble_target(config, prepared)
+    return _single_teacher_logits(config, prepared)
+
+
+def _single_teacher_logits(config: Config, prepared: Prepared) -> tuple[Path | None, dict[str, np.ndarray]]:
+    """The ``teacher:`` section's model and logits (fine-tuned, reused or shipped)."""
     if config.teacher.logits_dir:
         return None, logits_stage(config, prepared, None)
     model_dir = teacher_stage(config, prepared)

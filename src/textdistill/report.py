@@ -195,6 +195,60 @@ def data_section(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+TEACHER_COLUMNS = [("accuracy", "{:.4f}"), ("macro_f1", "{:.4f}"), ("nll", "{:.4f}"), ("ece", "{:.4f}")]
+
+
+def teachers_section(teachers: dict[str, Any]) -> list[str]:
+    """Markdown lines for results.md from a teachers report (``teachers.json``, written by the pipeline when
+    ``teachers:`` is set): per teacher and the ensemble, validation and test accuracy, macro F1, NLL and ECE; the
+    chosen combiner; pairwise agreement; and whether each teacher's training-row targets are in-sample."""
+    titles = [f"{split} {name}" for split in ("validation", "test") for name in ("accuracy", "macro F1", "NLL", "ECE")]
+    lines = ["## Teachers", "", "Each teacher after its temperature calibration on validation.", ""]
+    lines += ["| model | " + " | ".join(titles) + " |", "| --- " * (len(titles) + 1) + "|"]
+    for model in [t["name"] for t in teachers["teachers"]] + ["ensemble"]:
+        cells = [
+            _cell(teachers[split]["models"][model].get(key), fmt)
+            for split in ("validation", "test")
+            for key, fmt in TEACHER_COLUMNS
+        ]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    combiner = teachers["combiner"]
+    lines += ["", f"Combiner (chosen on validation only): **{combiner['method']}**; " + _combiner_text(combiner)]
+    for split in ("validation", "test"):
+        pairs = ", ".join(f"{pair} {value:.4f}" for pair, value in teachers[split]["agreement"].items())
+        lines.append(f"Agreement on {split}: {pairs}.")
+    lines += ["", "Training-row targets (what the students distill from on train):"]
+    for teacher in teachers["teachers"]:
+        accuracy = _cell(teacher.get("train_accuracy"), "{:.4f}")
+        lines.append(f"- {teacher['name']} ({teacher['kind']}): {teacher['train_targets']}, train accuracy {accuracy}")
+    return [*lines, ""]
+
+
+def _combiner_text(combiner: dict[str, Any]) -> str:
+    temperatures = ", ".join(f"{name} {t:.3f}" for name, t in combiner["temperatures"].items())
+    text = f"temperatures {temperatures}"
+    if combiner.get("weights"):
+        text += "; weights " + ", ".join(f"{name} {w:.2f}" for name, w in combiner["weights"].items())
+    held_out = combiner.get("held_out_validation_nll")
+    if held_out:
+        text += f"; held-out validation NLL weights {held_out['weights']:.4f} vs stacking {held_out['stacking']:.4f}"
+    return text + "."
+
+
+def run_teachers(config: Any) -> dict[str, Any] | None:
+    """The run's teachers report (``teachers.json`` in the run directory), or None: none written, or written for
+    other ``teachers:`` entries or other data than the run's ``data.json`` (a stale file of an earlier run)."""
+    path, data_path = Path(config.out_dir) / "teachers.json", Path(config.out_dir) / "data.json"
+    if not config.teachers or not path.is_file():
+        return None
+    report = json.loads(path.read_text(encoding="utf-8"))
+    if data_path.is_file():
+        splits = json.loads(data_path.read_text(encoding="utf-8")).get("splits", {})
+        if report.get("data") != {name: split.get("fingerprint") for name, split in splits.items()}:
+            return None
+    return report if report.get("entries") == config.teachers else None
+
+
 # ---------------------------------------------------------------------------------------------------
 # A whole run's report
 
@@ -287,7 +341,13 @@ def _int8_notes(compressed: dict[str, Any]) -> list[str]:
 
 
 def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any]) -> None:
-    """results.md, metrics.json and the plots of a whole run (``config``: its Config), from its metrics alone."""
+    """results.md, metrics.json and the plots of a whole run (``config``: its Config), from its metrics alone.
+
+    With ``teachers:`` set, the run's ``teachers.json`` is added to ``metrics`` (key ``teachers``) and reported.
+    """
+    teachers = run_teachers(config)
+    if teachers is not None:
+        metrics["teachers"] = teachers
     best = next(s for s in metrics["students"] if s["tag"] == metrics["best_student"])
     confusions = {}
     if metrics["teacher"]:
@@ -306,6 +366,7 @@ def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any
     ]
     data_json = Path(config.out_dir) / "data.json"  # written by the run's data stage
     sections = data_section(json.loads(data_json.read_text(encoding="utf-8"))) if data_json.is_file() else []
+    sections += teachers_section(teachers) if teachers is not None else []
     write_report(
         Path(config.out_dir),
         rows,
