@@ -91,6 +91,10 @@ class EmbeddingsConfig:
             _check(getattr(self, name) >= 1, f"embeddings.{name} must be at least 1")
 
 
+TEACHER_INFERENCE = ("truncate", "chunks")
+CHUNK_AGGREGATES = ("mean", "mean-probs")
+
+
 @dataclass
 class TeacherConfig:
     """Fine-tuning of the BERT-family teacher with the Hugging Face Trainer."""
@@ -105,11 +109,16 @@ class TeacherConfig:
     weight_decay: float = 0.01  # AdamW weight decay (not on biases and norms)
     classifier_dropout: float = 0.1  # dropout on the classifier head
     eval_steps: int | None = None  # null: evaluate once per epoch
-    mixed_precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU), no, fp16, bf16
+    mixed_precision: str = (
+        "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU), no, fp16, bf16 (also on CPU: fine-tune + logits)
+    )
     max_train: int | None = None  # fine-tune on a subset (pilots)
     logit_batch_size: int = 64  # batch size of the logit pass and evaluation
     logits_dir: str | None = None  # shipped logits with a manifest: skips fine-tuning (checked against the data)
     int8_logit_pass: bool = False  # CPU only: an ONNX Runtime int8 teacher if it agrees >= 99.5% on validation
+    inference: str = "truncate"  # logit pass: truncate (the tokens: cut) or chunks (windows over the whole text)
+    chunk_stride: int = 96  # chunks: content tokens between window starts (below teacher_max_length - 2: overlap)
+    chunk_aggregate: str = "mean"  # chunks: mean of the window logits, or mean-probs (log of the mean softmax)
     seed: int = 42  # training seed
 
     def __post_init__(self) -> None:
@@ -121,6 +130,9 @@ class TeacherConfig:
         _check(0.0 <= self.warmup_ratio < 1.0, "teacher.warmup_ratio must be in [0, 1)")
         _check(0.0 <= self.classifier_dropout < 1.0, "teacher.classifier_dropout must be in [0, 1)")
         _check(self.mixed_precision in ("auto", "no", "fp16", "bf16"), "teacher.mixed_precision: auto|no|fp16|bf16")
+        _check(self.inference in TEACHER_INFERENCE, f"teacher.inference must be one of {TEACHER_INFERENCE}")
+        _check(self.chunk_stride >= 1, "teacher.chunk_stride must be at least 1")
+        _check(self.chunk_aggregate in CHUNK_AGGREGATES, f"teacher.chunk_aggregate must be one of {CHUNK_AGGREGATES}")
 
 
 TEACHER_KINDS = ("transformer", "ngram", "logits")
@@ -280,6 +292,12 @@ class Config:
 
     def __post_init__(self) -> None:
         teacher_entries(self.teachers)  # every entry checked at load, before any stage
+        window = self.tokens.teacher_max_length - 2  # content tokens per window, [CLS] and [SEP] aside
+        _check(
+            self.teacher.inference != "chunks" or self.teacher.chunk_stride <= window,
+            f"teacher.chunk_stride ({self.teacher.chunk_stride}) must not exceed tokens.teacher_max_length - 2 "
+            f"({window}): windows would skip tokens",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
