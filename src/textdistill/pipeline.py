@@ -43,6 +43,7 @@ from textdistill.tokens import (
     tokenizer_fingerprint,
 )
 from textdistill.train import DistillData
+from textdistill.transfer import with_transfer_texts
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def prepare_data(config: Config) -> Prepared:
         target = cache.root / "builtin" / f"tiny-bert-{dataset.train.fingerprint}"
         teacher_model = str(builtin.build_tiny_bert(target, dataset.train.texts))
     tokenizer = load_tokenizer(config.tokens.tokenizer or teacher_model)
+    dataset = with_transfer_texts(dataset, config.transfer, tokenizer.mask_token or "[MASK]")
     encoded = {
         name: encode_cached(split.texts, split.fingerprint, tokenizer, cache, desc=f"tokenise {name}")
         for name, split in dataset.splits().items()
