@@ -256,26 +256,29 @@ def _logit_mode(
         return "fp32"
     assert exact is not None
     check_path = model_dir / "int8_logit_check.json"
-    with main_process_first():  # under a launcher the main process exports and checks the int8 teacher once
-        check = json.loads(check_path.read_text()) if check_path.is_file() else {}
-        if check.get("pass") != "onnx-int8":
-            inputs = teacher_inputs(config, prepared, "validation")
-            pad = prepared.tokenizer.pad_token_id
-            model = _model_for("onnx-int8", model_dir, models)
-            started = time.perf_counter()
+    if not is_main_process():
+        barrier()  # under a launcher the main process exports and checks the int8 teacher once; the others read it
+    check = json.loads(check_path.read_text()) if check_path.is_file() else {}
+    if check.get("pass") != "onnx-int8":
+        inputs = teacher_inputs(config, prepared, "validation")
+        pad = prepared.tokenizer.pad_token_id
+        model = _model_for("onnx-int8", model_dir, models)
+        started = time.perf_counter()
 
-            fast = predict_logits(model, inputs, pad, config.teacher.logit_batch_size)
-            seconds = time.perf_counter() - started
-            check = {
-                "pass": "onnx-int8",
-                "agreement": agreement(exact, fast),
-                "max_abs_logit_diff": float(np.abs(exact - fast).max()),
-                "relative_max_abs_logit_diff": float(np.abs(exact - fast).max() / max(np.abs(exact).max(), 1e-12)),
-                "int8_reviews_per_second": len(inputs) / seconds,
-                "threshold": 0.995,
-            }
-            prepared.cache.write_json(check_path, check)
-            logger.info("int8 logit pass: agreement with fp32 on validation %.4f", check["agreement"])
+        fast = predict_logits(model, inputs, pad, config.teacher.logit_batch_size)
+        seconds = time.perf_counter() - started
+        check = {
+            "pass": "onnx-int8",
+            "agreement": agreement(exact, fast),
+            "max_abs_logit_diff": float(np.abs(exact - fast).max()),
+            "relative_max_abs_logit_diff": float(np.abs(exact - fast).max() / max(np.abs(exact).max(), 1e-12)),
+            "int8_reviews_per_second": len(inputs) / seconds,
+            "threshold": 0.995,
+        }
+        prepared.cache.write_json(check_path, check)
+        logger.info("int8 logit pass: agreement with fp32 on validation %.4f", check["agreement"])
+    if is_main_process():
+        barrier()
     return "onnx-int8" if check["agreement"] >= check["threshold"] else "fp32"
 
 
