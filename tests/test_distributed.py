@@ -16,7 +16,7 @@ import torch
 from textdistill.config import load_config
 from textdistill.distributed import assemble, predict_logits_sharded, shard_rows
 from textdistill.inference import predict_logits
-from textdistill.pipeline import logits_stage, prepare_data, teacher_dir, teacher_inputs
+from textdistill.pipeline import logits_stage, prepare_data, teacher_dir, teacher_split_logits
 from textdistill.teachers.transformer import load_teacher
 from textdistill.tokens import length_bucketed_batches
 
@@ -25,6 +25,9 @@ PROCESSES = 2
 # The smoke preset with the per-process batch halved, so 2 processes take the single-process run's 100 steps of 16
 # reviews; the logit batch of 32 gives every shard several batches and the last one a partial batch.
 OVERRIDES = ["teacher.batch_size=8", "teacher.logit_batch_size=32"]
+# bf16 (fine-tune and logit pass under autocast) with windows over the whole text: 32-token windows, stride 16
+CHUNKED_BF16 = ["teacher.mixed_precision=bf16", "teacher.inference=chunks", "tokens.teacher_max_length=32"]
+CHUNKED_BF16 += ["teacher.chunk_stride=16"]
 
 
 @pytest.mark.parametrize(("count", "batch_size", "processes"), [(200, 32, 2), (5, 4, 3), (1, 8, 2), (0, 8, 2)])
@@ -89,10 +92,11 @@ def _launch(config_path: Path, overrides: list[str]) -> subprocess.CompletedProc
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_two_process_teacher_and_logits_equal_a_single_process_pass(tmp_path, single_thread):
+@pytest.mark.parametrize("settings", [[], CHUNKED_BF16], ids=["fp32-truncate", "bf16-chunks"])
+def test_two_process_teacher_and_logits_equal_a_single_process_pass(tmp_path, single_thread, settings):
     """2 processes fine-tune (DDP) and shard the logit pass; the cached logits equal one process's pass bit for bit,
     the teacher loads and learns the toy task, and only one model and one set of logits were written."""
-    overrides = [f"cache_dir={tmp_path / 'cache'}", f"out_dir={tmp_path / 'run'}", *OVERRIDES]
+    overrides = [f"cache_dir={tmp_path / 'cache'}", f"out_dir={tmp_path / 'run'}", *OVERRIDES, *settings]
     result = _launch(ROOT / "configs" / "smoke.yaml", overrides)
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stdout.count("teacher: ") == 1  # the main process reports, the other one does not
@@ -111,7 +115,7 @@ def test_two_process_teacher_and_logits_equal_a_single_process_pass(tmp_path, si
     assert len(cached) == len(prepared.dataset.splits())  # every split written once, by one process
     logits = logits_stage(config, prepared, model_dir)  # reads what the 2 processes wrote
     teacher = load_teacher(model_dir, "cpu")
-    pad = prepared.tokenizer.pad_token_id
+    mode = "bf16" if config.teacher.mixed_precision == "bf16" else "fp32"
     for split, values in logits.items():
-        single = predict_logits(teacher, teacher_inputs(config, prepared, split), pad, config.teacher.logit_batch_size)
+        single = teacher_split_logits(config, prepared, teacher, split, mode, sharded=False)
         np.testing.assert_array_equal(values, single, err_msg=split)

@@ -135,12 +135,16 @@ def _supported(cls, **kwargs: Any) -> dict[str, Any]:
 
 
 def precision_flags(mode: str) -> dict[str, bool]:
-    """bf16/fp16 flags for the Trainer: ``auto`` uses bf16 (or fp16) on a GPU and fp32 on CPU."""
+    """bf16/fp16 flags for the Trainer: ``auto`` uses bf16 (or fp16) on a GPU and fp32 on CPU; ``bf16`` also runs
+    on a CPU (autocast; about 2x faster on CPUs with native bf16 such as AVX512-BF16)."""
     if mode == "auto":
         if not torch.cuda.is_available():
             return {}
         mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"bf16": mode == "bf16", "fp16": mode == "fp16"}
+    flags = {"bf16": mode == "bf16", "fp16": mode == "fp16"}
+    if mode == "bf16" and not torch.cuda.is_available():
+        flags["use_cpu"] = True  # the Trainer refuses bf16 without a GPU unless told to train on the CPU
+    return flags
 
 
 def training_arguments(config: TeacherConfig, output_dir: Path, steps_per_epoch: int):
@@ -174,12 +178,13 @@ def training_arguments(config: TeacherConfig, output_dir: Path, steps_per_epoch:
         train_sampling_strategy="group_by_length",
         group_by_length=True,
         warmup_ratio=config.warmup_ratio,
-        use_cpu=is_distributed() and not torch.cuda.is_available(),  # else the Trainer runs DDP on GPUs only
         # A classifier's loss is a mean over its batch (it ignores num_items_in_batch), and DDP averages gradients:
         # with True the Trainer multiplies the loss by the process count (doubled loss and gradients with 2).
         average_tokens_across_devices=False,
         **precision_flags(config.mixed_precision),
     )
+    if is_distributed() and not torch.cuda.is_available():
+        kwargs["use_cpu"] = True  # launched on CPUs: without it the Trainer runs DDP on GPUs only
     accepted = inspect.signature(TrainingArguments.__init__).parameters
     if "warmup_ratio" not in accepted:
         kwargs["warmup_steps"] = config.warmup_ratio  # newer releases take a ratio here
