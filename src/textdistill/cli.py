@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from textdistill.config import ConfigError, dump_config, load_config
@@ -59,6 +60,8 @@ def cmd_teacher(args: argparse.Namespace) -> None:
     prepared = prepare_data(config)
     model_dir = teacher_stage(config, prepared)
     summary = evaluate_teacher(prepared, model_dir, logits_stage(config, prepared, model_dir))
+    if int(os.environ.get("RANK", "0")) > 0:  # the main process of a launch reports
+        return
     sys.stdout.write(f"teacher: {model_dir}\n")
     for split in ("validation", "test"):
         metrics = summary[f"{split}_metrics"]
@@ -76,6 +79,8 @@ def cmd_logits(args: argparse.Namespace) -> None:
         from pathlib import Path
 
         export_logits(config, prepared, model_dir, logits, Path(args.export))
+    if int(os.environ.get("RANK", "0")) > 0:  # the main process of a launch reports
+        return
     for split, values in logits.items():
         sys.stdout.write(f"{split}: {values.shape[0]} rows\n")
 
@@ -99,7 +104,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.out:
         config.out_dir = args.out
     metrics = run(config)
-    sys.stdout.write(f"results: {config.out_dir}/results.md  (best student: {metrics['best_student']})\n")
+    if metrics is not None:  # None on the other processes of an accelerate launch
+        sys.stdout.write(f"results: {config.out_dir}/results.md  (best student: {metrics['best_student']})\n")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -259,8 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.INFO
+    if int(os.environ.get("RANK", "0")) > 0:  # the other processes of a launch: warnings only, one log per launch
+        level = logging.WARNING
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )

@@ -24,6 +24,7 @@ from textdistill.cache import ArtifactCache, array_digest, atomic_open, atomic_w
 from textdistill.compress import ONNX_INT8_NAME, OnnxSequenceClassifier, export_classifier_int8
 from textdistill.config import Config, ConfigError, StudentConfig, TeacherEntry, teacher_entries
 from textdistill.data import Dataset, label_balance, load_dataset, save_label_mapping, stratified_sample
+from textdistill.distributed import barrier, is_main_process, main_process_first, predict_logits_sharded
 from textdistill.embeddings import embeddings_stage
 from textdistill.inference import aggregate_windows, predict_logits
 from textdistill.metrics import agreement, classification_metrics, score
@@ -70,7 +71,13 @@ def prepare_data(config: Config) -> Prepared:
 
     Built-in stand-ins (``builtin:toy-reviews``, ``builtin:tiny-bert``) are materialised first; ``config`` is not
     changed: ``Prepared.teacher_model`` and ``resolved_config`` name the directories they were built in.
+    Under ``accelerate launch`` the main process prepares (and caches) first; the others then read its cache.
     """
+    with main_process_first():
+        return _prepare_data(config)
+
+
+def _prepare_data(config: Config) -> Prepared:
     cache = ArtifactCache(config.cache_dir)
     data_config = config.data
     if data_config.path == builtin.TOY_DATA:
@@ -190,8 +197,10 @@ def teacher_stage(config: Config, prepared: Prepared) -> Path:
     summary["fingerprints"] = dataset.fingerprints()
     summary["tokens"] = _teacher_token_settings(config, prepared)
     model_dir = out / "model"
-    save_label_mapping(dataset, model_dir / "label_mapping.json")
-    prepared.cache.write_json(summary_path, summary)
+    if is_main_process():  # under a launcher every process fine-tuned (DDP); the main one saved the model
+        save_label_mapping(dataset, model_dir / "label_mapping.json")
+        prepared.cache.write_json(summary_path, summary)
+    barrier()
     return model_dir
 
 
@@ -232,7 +241,9 @@ def logits_stage(config: Config, prepared: Prepared, model_dir: Path | None) -> 
             result[split] = _read_logits(path, data.ids)
             continue
         result[split] = _compute_logits(config, prepared, _model_for(mode, model_dir, models), split, mode)
-        _write_logits(path, result[split], data.ids, key)
+        if is_main_process():  # a sharded pass gives every process the whole split; one writes it
+            _write_logits(path, result[split], data.ids, key)
+    barrier()
     return {name: result[name] for name in splits}
 
 
@@ -263,11 +274,13 @@ def _logit_mode(
         return exact_mode
     assert exact is not None
     check_path = model_dir / "int8_logit_check.json"
+    if not is_main_process():
+        barrier()  # under a launcher the main process exports and checks the int8 teacher once; the others read it
     check = json.loads(check_path.read_text()) if check_path.is_file() else {}
     if check.get("pass") != "onnx-int8":
         model = _model_for("onnx-int8", model_dir, models)
         started = time.perf_counter()
-        fast = teacher_split_logits(config, prepared, model, "validation", "onnx-int8")
+        fast = teacher_split_logits(config, prepared, model, "validation", "onnx-int8", sharded=False)
         seconds = time.perf_counter() - started
         check = {
             "pass": "onnx-int8",
@@ -279,24 +292,30 @@ def _logit_mode(
         }
         prepared.cache.write_json(check_path, check)
         logger.info("int8 logit pass: agreement with fp32 on validation %.4f", check["agreement"])
+    if is_main_process():
+        barrier()
     return "onnx-int8" if check["agreement"] >= check["threshold"] else "fp32"
 
 
 def teacher_split_logits(
-    config: Config, prepared: Prepared, model, split: str, mode: str, desc: str | None = None
+    config: Config, prepared: Prepared, model, split: str, mode: str, desc: str | None = None, sharded: bool = True
 ) -> np.ndarray:
     """The teacher's logits (n, K) float32 of ``split``: one truncated input per text, or with ``teacher.inference:
-    chunks`` windows over the whole text aggregated per text. ``mode`` ``bf16`` runs under CPU/GPU autocast."""
+    chunks`` windows over the whole text aggregated per text. ``mode`` ``bf16`` runs under CPU/GPU autocast.
+
+    Under a launcher the pass is ``sharded`` over the processes (collective: all of them call it) unless told not to.
+    """
+    predict = predict_logits_sharded if sharded else predict_logits
     pad, batch_size = prepared.tokenizer.pad_token_id, config.teacher.logit_batch_size
     parameter = next(model.parameters(), None)
     device = parameter.device.type if parameter is not None else "cpu"
     with torch.autocast(device, dtype=torch.bfloat16, enabled=mode == "bf16"):
         if config.teacher.inference == "truncate":
-            return predict_logits(model, teacher_inputs(config, prepared, split), pad, batch_size, desc)
+            return predict(model, teacher_inputs(config, prepared, split), pad, batch_size, desc)
         windows, owners = chunk_windows(
             prepared.encoded[split], config.tokens.teacher_max_length, config.teacher.chunk_stride, prepared.special
         )
-        window_logits = predict_logits(model, windows, pad, batch_size, desc)
+        window_logits = predict(model, windows, pad, batch_size, desc)
     logger.info("logits %s: %.2f windows per text", split, len(windows) / max(len(prepared.encoded[split]), 1))
     return aggregate_windows(window_logits, owners, len(prepared.encoded[split]), config.teacher.chunk_aggregate)
 
@@ -311,7 +330,11 @@ def _compute_logits(config: Config, prepared: Prepared, model, split: str, mode:
 
 
 def _record_logit_pass(prepared: Prepared, split: str, count: int, seconds: float) -> None:
-    """Append the logit pass's speed to the cache's logits/timings.jsonl (read by benchmarks/teacher_reference.py)."""
+    """Append the logit pass's speed to the cache's logits/timings.jsonl (read by benchmarks/teacher_reference.py).
+
+    Under a launcher only the main process records (the seconds of its shard and the gather)."""
+    if not is_main_process():
+        return
     path = prepared.cache.root / "logits" / "timings.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"split": split, "reviews": count, "seconds": seconds, "threads": torch.get_num_threads()}
@@ -357,8 +380,11 @@ def load_shipped_logits(config: Config, prepared: Prepared, directory: Path) -> 
 def export_logits(
     config: Config, prepared: Prepared, model_dir: Path, logits: dict[str, np.ndarray], directory: Path
 ) -> None:
-    """Write float16 logits per split plus a manifest (checkpoint hash, data fingerprints, token settings)."""
+    """Write float16 logits per split plus a manifest (checkpoint hash, data fingerprints, token settings).
 
+    Under a launcher only the main process writes."""
+    if not is_main_process():
+        return
     directory.mkdir(parents=True, exist_ok=True)
     checkpoint = checkpoint_hash(model_dir)
     manifest: dict[str, Any] = {"teacher_checkpoint": checkpoint, "splits": {}}
@@ -382,8 +408,9 @@ def evaluate_teacher(prepared: Prepared, model_dir: Path, logits: dict[str, np.n
         summary[f"{split}_metrics"] = classification_metrics(
             labels, logits[split].argmax(-1), len(prepared.dataset.label_names)
         )
-    prepared.cache.write_json(summary_path, summary)
-    write_model_card(model_dir, summary, prepared.dataset.fingerprints())
+    if is_main_process():
+        prepared.cache.write_json(summary_path, summary)
+        write_model_card(model_dir, summary, prepared.dataset.fingerprints())
     return summary
 
 
@@ -420,15 +447,18 @@ def ensemble_target(config: Config, prepared: Prepared) -> tuple[Path | None, di
             model_dir, logits = _single_teacher_logits(config, prepared)
             made[entry.name] = TeacherLogits(entry.name, entry.kind, logits, _transformer_targets(config), {})
         elif entry.kind == "ngram":
-            made[entry.name] = ngram_teacher_logits(prepared, entry)
+            with main_process_first():  # fitted and cached once; under a launcher the others read the cache
+                made[entry.name] = ngram_teacher_logits(prepared, entry)
         else:
             made[entry.name] = shipped_teacher_logits(prepared, entry)
     members = [made[entry.name] for entry in entries]
-    target, report = combined_target(prepared, members, config.data.seed)
+    with main_process_first():
+        target, report = combined_target(prepared, members, config.data.seed)
     report |= {"entries": config.teachers, "data": prepared.dataset.fingerprints()}  # the report checks both
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / TEACHERS_REPORT, json.dumps(report, indent=2, default=str) + "\n")
+    if is_main_process():
+        out = Path(config.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / TEACHERS_REPORT, json.dumps(report, indent=2, default=str) + "\n")
     return model_dir, target
 
 
@@ -804,6 +834,8 @@ def distill(config: Config, prepared: Prepared | None = None, only: list[str] | 
     prepared = prepared or prepare_data(config)
     if only and len(plans) != len(set(only)):
         raise ConfigError(f"--only {only}: known tags are {[plan.tag for plan in student_plans(config)]}")
-    embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
     logits = teacher_logits_for(config, prepared)[1] if any(p.uses_teacher for p in plans) else None
+    if not is_main_process():  # under a launcher all processes make the teacher's logits; students train in one
+        return []
+    embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
     return [student_stage(config, prepared, plan, logits, embedding) for plan in plans]

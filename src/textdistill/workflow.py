@@ -15,6 +15,7 @@ from typing import Any
 from textdistill.cache import atomic_write_json, atomic_write_text
 from textdistill.config import Config, dump_config
 from textdistill.deploy import best_student, cached_bench, compress_stage
+from textdistill.distributed import is_main_process
 from textdistill.pipeline import (
     data_report,
     embeddings_for,
@@ -29,18 +30,24 @@ from textdistill.report import write_run_report
 logger = logging.getLogger(__name__)
 
 
-def run(config: Config) -> dict[str, Any]:
-    """Every stage of ``config``, each cached: a second run of a finished config does no work."""
+def run(config: Config) -> dict[str, Any] | None:
+    """Every stage of ``config``, each cached: a second run of a finished config does no work.
+
+    Under ``accelerate launch`` every process prepares the data and makes the teacher's logits (DDP fine-tune,
+    sharded logit pass); the main process then does the rest alone and the others return None.
+    """
     started = time.perf_counter()
     plans = student_plans(config)
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_data(config)
-    atomic_write_text(out / "config.yaml", dump_config(resolved_config(config, prepared)))
-    atomic_write_json(out / "data.json", data_report(config, prepared))
     teacher_model_dir, logits = (None, None)
     if any(plan.uses_teacher for plan in plans):
         teacher_model_dir, logits = teacher_logits_for(config, prepared)
+    if not is_main_process():
+        return None
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", dump_config(resolved_config(config, prepared)))
+    atomic_write_json(out / "data.json", data_report(config, prepared))
     embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
     summaries = [student_stage(config, prepared, plan, logits, embedding) for plan in plans]
     best = best_student(summaries)

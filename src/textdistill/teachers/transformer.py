@@ -22,6 +22,7 @@ import torch
 
 from textdistill.cache import atomic_write_text
 from textdistill.config import TeacherConfig
+from textdistill.distributed import is_distributed
 from textdistill.metrics import score
 from textdistill.tokens import pad_batch
 
@@ -177,8 +178,13 @@ def training_arguments(config: TeacherConfig, output_dir: Path, steps_per_epoch:
         train_sampling_strategy="group_by_length",
         group_by_length=True,
         warmup_ratio=config.warmup_ratio,
+        # A classifier's loss is a mean over its batch (it ignores num_items_in_batch), and DDP averages gradients:
+        # with True the Trainer multiplies the loss by the process count (doubled loss and gradients with 2).
+        average_tokens_across_devices=False,
         **precision_flags(config.mixed_precision),
     )
+    if is_distributed() and not torch.cuda.is_available():
+        kwargs["use_cpu"] = True  # launched on CPUs: without it the Trainer runs DDP on GPUs only
     accepted = inspect.signature(TrainingArguments.__init__).parameters
     if "warmup_ratio" not in accepted:
         kwargs["warmup_steps"] = config.warmup_ratio  # newer releases take a ratio here
