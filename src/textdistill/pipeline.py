@@ -588,7 +588,8 @@ def _ensemble_report(
 
 
 def embeddings_for(config: Config, prepared: Prepared):
-    """The Word2Vec matrix for the student vocabulary (train texts, plus unlabelled texts by config)."""
+    """The students' embedding matrix: Word2Vec on the train texts (plus unlabelled texts by config), or the
+    teacher's input embeddings (``embeddings.teacher_model``, else the teacher's model) PCA-fitted on those texts."""
 
     names = ["train"] + (
         ["unlabelled"] if config.embeddings.include_unlabelled and "unlabelled" in prepared.encoded else []
@@ -601,6 +602,7 @@ def embeddings_for(config: Config, prepared: Prepared):
         prepared.tokenizer.pad_token_id,
         prepared.tokenizer_fingerprint,
         prepared.cache,
+        teacher_model=config.embeddings.teacher_model or prepared.teacher_model,
     )
 
 
@@ -621,12 +623,16 @@ def data_report(config: Config, prepared: Prepared) -> dict[str, Any]:
         report["duplicates"] = prepared.dataset.duplicates.to_dict()
     if config.embeddings.enabled:
         embedding = embeddings_for(config, prepared)
-        report["word2vec"] = {
+        coverage = {
             "vocabulary_rows": int(embedding.matrix.shape[0]),
             "vector_size": int(embedding.matrix.shape[1]),
             "vocabulary_coverage": embedding.vocabulary_coverage,
             "training_token_coverage": embedding.token_coverage,
         }
+        if config.embeddings.source == "teacher":  # coverage: the rows the PCA was fitted on
+            report["teacher_embeddings"] = coverage | {"explained_variance": embedding.explained_variance}
+        else:
+            report["word2vec"] = coverage
     return report
 
 
