@@ -278,6 +278,23 @@ class BenchConfig:
         _check(self.warmup >= 0, "bench.warmup must be at least 0")
 
 
+ROBUSTNESS_SETTINGS = ("auto", "on", "off")
+
+
+@dataclass
+class ReportConfig:
+    """What the run report holds beyond the results table: the behavioural (robustness) checks."""
+
+    robustness: str = "auto"  # checks built from validation texts: auto (2-class, positive label known), on, off
+    positive_label: str | None = None  # robustness: the positive label's name (null: 1, pos or positive)
+    robustness_max_per_check: int = 300  # robustness: rows per check (seeded sample)
+    robustness_seed: int = 42  # robustness: seed of the sampling and of the random edits
+
+    def __post_init__(self) -> None:
+        _check(self.robustness in ROBUSTNESS_SETTINGS, f"report.robustness must be one of {ROBUSTNESS_SETTINGS}")
+        _check(self.robustness_max_per_check >= 1, "report.robustness_max_per_check must be at least 1")
+
+
 @dataclass
 class Config:
     """The whole run: one section per concern."""
@@ -294,6 +311,7 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def __post_init__(self) -> None:
         teacher_entries(self.teachers)  # every entry checked at load, before any stage

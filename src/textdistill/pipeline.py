@@ -748,6 +748,87 @@ def _student_key(config: Config, prepared: Prepared, plan: StudentPlan, logits, 
 
 
 # ---------------------------------------------------------------------------------------------------
+# Robustness checks
+
+ROBUSTNESS_REPORT = "robustness.json"  # in the run directory
+
+
+def robustness_stage(
+    config: Config, prepared: Prepared, model_dir: Path | None, summaries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The behavioural checks (``robustness.build_checks`` on the validation split) scored for the teacher (when
+    its model is in this run) and every student; ``{"skipped": why}`` where they do not apply (a 2-class task
+    whose positive label is known, see ``robustness.applies``). Written to ``robustness.json``, reused while the
+    checks, the teacher and the students are unchanged."""
+    from textdistill import robustness
+
+    report_config = config.report
+    positive, skipped = robustness.applies(
+        report_config.robustness, prepared.dataset.label_names, report_config.positive_label
+    )
+    if positive is None:
+        return {"skipped": skipped}
+    validation = prepared.dataset.validation
+    settings = robustness.CheckSettings(report_config.robustness_seed, report_config.robustness_max_per_check)
+    checks = robustness.build_checks(validation.texts, validation.labels, positive, settings)
+    if not checks:
+        return {"skipped": "robustness checks skipped: no check could be built from the validation texts"}
+    rows = [[c.name, c.texts, c.expected.tolist(), c.originals] for c in checks]
+    teacher = checkpoint_hash(model_dir) if model_dir is not None else None
+    key = digest({"checks": rows, "teacher": teacher, "students": [s["key"] for s in summaries]})
+    path = Path(config.out_dir) / ROBUSTNESS_REPORT
+    if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("key") == key:
+        logger.info("robustness: reusing %s", path)
+        return json.loads(path.read_text(encoding="utf-8"))
+    predictors = {"teacher": _teacher_predictor(config, prepared, model_dir)} if model_dir is not None else {}
+    predictors |= {s["tag"]: _student_predictor(Path(s["model_dir"])) for s in summaries}
+    predictions = {name: robustness.predict_checks(checks, predict) for name, predict in predictors.items()}
+    reference = predictions.get("teacher")
+    models = {
+        name: [s.to_dict() for s in robustness.score_checks(checks, got, None if name == "teacher" else reference)]
+        for name, got in predictions.items()
+    }
+    report = {
+        "key": key,
+        "positive_label": prepared.dataset.label_names[positive],
+        "checks": [
+            {"name": c.name, "kind": c.kind, "description": c.description, "examples": c.examples(2)} for c in checks
+        ],
+        "models": models,
+        "notes": _robustness_notes(config, model_dir),
+    }
+    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _robustness_notes(config: Config, model_dir: Path | None) -> list[str]:
+    if model_dir is None:
+        return ["the teacher is not scored: its model is not part of this run (shipped logits or no transformer)"]
+    if config.teachers:
+        return ["teacher: the transformer entry of teachers: (the combined target has no model to run on new texts)"]
+    return []
+
+
+def _teacher_predictor(config: Config, prepared: Prepared, model_dir: Path):
+    """texts → the fine-tuned teacher's label ids (n,), reading them as in the logit pass."""
+    model, settings, pad = load_teacher(model_dir), teacher_tokens(config), prepared.tokenizer.pad_token_id
+
+    def predict(texts: list[str]) -> np.ndarray:
+        sequences = settings.encode(texts, prepared.tokenizer)
+        return predict_logits(model, sequences, pad, config.teacher.logit_batch_size).argmax(-1)
+
+    return predict
+
+
+def _student_predictor(model_dir: Path):
+    """texts → a saved student's label ids (n,)."""
+    from textdistill.students.hub import Student
+
+    student = Student.from_pretrained(model_dir)
+    return lambda texts: student.predict_logits(texts).argmax(-1)
+
+
+# ---------------------------------------------------------------------------------------------------
 # Whole runs
 
 
