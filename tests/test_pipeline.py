@@ -61,6 +61,8 @@ def test_run_writes_every_artifact(finished_run):
         "accuracy_vs_size.png",
         "accuracy_vs_sparsity.png",
         "confusion_matrices.png",
+        "robustness.json",
+        "robustness.png",
     ):
         assert Path(out, name).is_file(), name
     assert [s["tag"] for s in metrics["students"]] == ["rnn-attention", "bag"]
@@ -73,6 +75,9 @@ def test_run_writes_every_artifact(finished_run):
     assert scored | {"agreement", "confusion_matrix"} <= set(metrics["students"][0]["test"])
     assert scored | {"agreement"} <= set(metrics["compress"]["students"]["rnn-attention"]["scores"]["float"])
     assert "| test macro F1 |" in results
+    checked = metrics["robustness"]  # toy reviews: 0/1 labels, so the checks run (auto), teacher and students
+    assert list(checked["models"]) == ["teacher", "rnn-attention", "bag"] and checked["checks"]
+    assert "## Robustness" in results and "| check | rows | teacher | rnn-attention | bag |" in results
     assert {row["method"] for row in metrics["compress"]["sweep"]} == {
         "L1 unstructured (global)",
         "structured (smaller dense model)",

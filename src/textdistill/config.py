@@ -285,12 +285,16 @@ ROBUSTNESS_SETTINGS = ("auto", "on", "off")
 class ReportConfig:
     """What the run report holds beyond the results table: the behavioural (robustness) checks."""
 
-    robustness: str = "auto"  # checks built from validation texts: auto (2-class, positive label known), on, off
+    robustness: str | bool = (
+        "auto"  # checks built from validation texts: auto (2-class, positive label known), on, off
+    )
     positive_label: str | None = None  # robustness: the positive label's name (null: 1, pos or positive)
     robustness_max_per_check: int = 300  # robustness: rows per check (seeded sample)
     robustness_seed: int = 42  # robustness: seed of the sampling and of the random edits
 
     def __post_init__(self) -> None:
+        if isinstance(self.robustness, bool):  # YAML 1.1 reads a bare on/off as true/false
+            self.robustness = "on" if self.robustness else "off"
         _check(self.robustness in ROBUSTNESS_SETTINGS, f"report.robustness must be one of {ROBUSTNESS_SETTINGS}")
         _check(self.robustness_max_per_check >= 1, "report.robustness_max_per_check must be at least 1")
 

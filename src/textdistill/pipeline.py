@@ -764,7 +764,7 @@ def robustness_stage(
 
     report_config = config.report
     positive, skipped = robustness.applies(
-        report_config.robustness, prepared.dataset.label_names, report_config.positive_label
+        str(report_config.robustness), prepared.dataset.label_names, report_config.positive_label
     )
     if positive is None:
         return {"skipped": skipped}

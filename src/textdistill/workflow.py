@@ -38,7 +38,7 @@ def run(config: Config) -> dict[str, Any]:
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_data(config)
-    applies(config.report.robustness, prepared.dataset.label_names, config.report.positive_label)  # on: fail now
+    applies(str(config.report.robustness), prepared.dataset.label_names, config.report.positive_label)  # on: fail now
     atomic_write_text(out / "config.yaml", dump_config(resolved_config(config, prepared)))
     atomic_write_json(out / "data.json", data_report(config, prepared))
     teacher_model_dir, logits = (None, None)
