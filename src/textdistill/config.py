@@ -285,9 +285,7 @@ ROBUSTNESS_SETTINGS = ("auto", "on", "off")
 class ReportConfig:
     """What the run report holds beyond the results table: the behavioural (robustness) checks."""
 
-    robustness: str | bool = (
-        "auto"  # checks built from validation texts: auto (2-class, positive label known), on, off
-    )
+    robustness: str | bool = "auto"  # checks from validation texts: auto (binary, positive label known), on, off
     positive_label: str | None = None  # robustness: the positive label's name (null: 1, pos or positive)
     robustness_max_per_check: int = 300  # robustness: rows per check (seeded sample)
     robustness_seed: int = 42  # robustness: seed of the sampling and of the random edits
