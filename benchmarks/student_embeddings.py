@@ -33,17 +33,23 @@ from textdistill.pipeline import data_report, distill, prepare_data, robustness_
 
 logger = logging.getLogger("student_embeddings")
 
-VARIANTS = {"word2vec": "cnn-word2vec", "teacher": "cnn-teacher-pca"}
+SOURCES = ("word2vec", "teacher")
 CNN = "{name: cnn, arch: {num_filters: 100}, max_length: 400}"
 
 
-def variant_config(args: argparse.Namespace, source: str, seed: int) -> Config:
-    """configs/imdb-cpu.yaml's ``cnn`` student alone, with embeddings from ``source`` and distill seed ``seed``."""
+def variant_name(source: str, teacher_std: float | None) -> str:
+    return "cnn-word2vec" if source == "word2vec" else f"cnn-teacher-pca-std{teacher_std:g}"
+
+
+def variant_config(args: argparse.Namespace, source: str, seed: int, teacher_std: float | None = None) -> Config:
+    """configs/imdb-cpu.yaml's ``cnn`` student alone, with embeddings from ``source`` (scaled to ``teacher_std``
+    for the teacher's) and distill seed ``seed``."""
+    std = [f"embeddings.teacher_std={teacher_std}"] if teacher_std is not None else []
     overrides = [
         f"data.path={args.data}",
         f"teacher.model={args.teacher}",
         "teacher.logits_dir=benchmarks/results/teacher_logits",
-        f"out_dir=runs/student-embeddings/{VARIANTS[source]}-seed{seed}",
+        f"out_dir=runs/student-embeddings/{variant_name(source, teacher_std)}-seed{seed}",
         f"student={CNN}",
         "students=[]",
         "distill.use_unlabelled=true",
@@ -53,6 +59,7 @@ def variant_config(args: argparse.Namespace, source: str, seed: int) -> Config:
         f"embeddings.source={source}",
         "embeddings.workers=1",
         "report.robustness=on",
+        *std,
         *args.overrides,
     ]
     return load_config("configs/imdb-cpu.yaml", overrides)
@@ -82,15 +89,19 @@ def linear_baseline_predictor(prepared) -> tuple[Any, dict[str, Any]]:
     return (lambda texts: model.predict(vectorizer.transform([normalise_text(t) for t in texts]))), record
 
 
-def run_variant(args: argparse.Namespace, prepared, source: str, seed: int, teacher_dir: Path | None) -> dict:
-    config = variant_config(args, source, seed)
+def run_variant(
+    args: argparse.Namespace, prepared, source: str, seed: int, teacher_std: float | None, teacher_dir: Path | None
+) -> dict:
+    config = variant_config(args, source, seed, teacher_std)
     started = time.perf_counter()
     embeddings = data_report(config, prepared)
     embedding_seconds = time.perf_counter() - started
     (summary,) = distill(config, prepared)
     checks = robustness_stage(config, prepared, teacher_dir, [summary])
     return {
+        "variant": variant_name(source, teacher_std),
         "embeddings_source": source,
+        "teacher_std": config.embeddings.teacher_std if source == "teacher" else None,
         "embeddings": embeddings.get("teacher_embeddings") or embeddings.get("word2vec"),
         "embeddings_seconds_with_cache": embedding_seconds,
         "student": student_record(summary),
@@ -107,16 +118,26 @@ def main() -> None:
     parser.add_argument("--teacher-dir", type=Path, default=None, help="a fine-tuned teacher to score on the checks")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--sources", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
+    parser.add_argument(
+        "--teacher-stds",
+        type=float,
+        nargs="+",
+        default=[0.25, 0.57],
+        help="embeddings.teacher_std values tried with the teacher source (0.57: Word2Vec's std on this data)",
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     prepared = prepare_data(variant_config(args, "word2vec", args.seeds[0]))
     results: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "machine": machine(), "variants": []}
+    variants = [
+        (source, std) for source in args.sources for std in (args.teacher_stds if source == "teacher" else [None])
+    ]
     for seed in args.seeds:
-        for source in args.sources:
-            results["variants"].append(run_variant(args, prepared, source, seed, args.teacher_dir))
+        for source, std in variants:
+            results["variants"].append(run_variant(args, prepared, source, seed, std, args.teacher_dir))
             write_result("student_embeddings.json", results)  # partial results survive an interrupted run
     predict, linear = linear_baseline_predictor(prepared)
     checks = validation_checks(variant_config(args, "word2vec", args.seeds[0]), prepared)
@@ -147,7 +168,7 @@ def summary_table(results: dict[str, Any]) -> list[dict[str, Any]]:
         checks = {s["check"]: round(s["accuracy"], 3) for s in variant["robustness"]}
         rows.append(
             {
-                "model": f"{student['tag']} seed {student['seed']}",
+                "model": f"{variant['variant']} seed {student['seed']}",
                 "validation": student["best_validation_accuracy"],
                 "test": student["test_accuracy"],
                 **checks,
