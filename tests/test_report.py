@@ -134,14 +134,14 @@ def _robustness() -> dict:
         }
 
     checks = [
-        {"name": "slice: sentiment sentences", "kind": "slice", "description": "sentences", "examples": []},
+        {"name": "slice: sentiment sentences", "kind": "slice", "description": "sentences", "sample": []},
         {
             "name": "flip: antonym swap",
             "kind": "flip",
             "description": "antonyms",
-            "examples": [{"text": "a bad film", "original": "a good film", "expected": 0}],
+            "sample": [{"text": "a bad film", "original": "a good film", "expected": 0}],
         },
-        {"name": "invariance: names", "kind": "invariance", "description": "names", "examples": []},
+        {"name": "invariance: names", "kind": "invariance", "description": "names", "sample": []},
     ]
     return {
         "key": "k",

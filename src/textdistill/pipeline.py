@@ -792,7 +792,7 @@ def robustness_stage(
         "key": key,
         "positive_label": prepared.dataset.label_names[positive],
         "checks": [
-            {"name": c.name, "kind": c.kind, "description": c.description, "examples": c.examples(2)} for c in checks
+            {"name": c.name, "kind": c.kind, "description": c.description, "sample": c.sample(2)} for c in checks
         ],
         "models": models,
         "notes": _robustness_notes(config, model_dir),

@@ -294,7 +294,7 @@ def robustness_section(robustness: dict[str, Any]) -> list[str]:
         lines += _robustness_table(robustness, "agreement_with_teacher", students, kinds)
     lines += ["Checks:", ""]
     for check in robustness["checks"]:
-        example = check["examples"][0] if check["examples"] else {}
+        example = check["sample"][0] if check["sample"] else {}
         shown = f" e.g. {example.get('original', '')!r} → {example['text']!r}" if "original" in example else ""
         lines.append(f"- **{check['name']}** ({check['kind']}): {check['description']}.{shown}"[:600])
     lines += [f"- {note}" for note in robustness.get("notes", [])]
@@ -311,7 +311,9 @@ def plot_robustness(robustness: dict[str, Any], path: Path) -> Path:
         values = [score["accuracy"] for score in robustness["models"][model]]
         axis.bar(positions + (index - (len(models) - 1) / 2) * width, values, width, label=model)
     axis.set_xticks(positions)
-    axis.set_xticklabels([name.replace(": ", ":\n") for name in checks], fontsize=8)
+    sizes = [score["examples"] for score in robustness["models"][models[0]]]
+    ticks = [name.replace(": ", ":\n") + f"\n({size:,})" for name, size in zip(checks, sizes, strict=True)]
+    axis.set_xticklabels(ticks, fontsize=8)
     axis.set(ylim=(0, 1), ylabel="accuracy (expected label)", title="Robustness checks (built from validation)")
     axis.grid(alpha=0.3, axis="y")
     axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))

@@ -214,7 +214,7 @@ class CheckSet:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def examples(self, count: int = 3) -> list[dict[str, Any]]:
+    def sample(self, count: int = 3) -> list[dict[str, Any]]:
         """The first ``count`` rows as ``{"text", "expected", "original"?}`` (for the report)."""
         rows = []
         for index in range(min(count, len(self))):
