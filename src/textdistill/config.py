@@ -90,7 +90,7 @@ class EmbeddingsConfig:
     seed: int = 42  # Word2Vec seed (bit-exact only with workers: 1)
     workers: int = 2  # Word2Vec worker threads (1 for bit-exact reproducibility)
     teacher_model: str | None = None  # source teacher: model whose input embeddings are used (null: teacher.model)
-    teacher_std: float = 0.25  # source teacher: per-element std of the projection (Word2Vec on IMDB: 0.25)
+    teacher_std: float = 0.25  # source teacher: per-element std of the projection (chosen on IMDB validation)
 
     def __post_init__(self) -> None:
         for name in ("vector_size", "window", "min_count", "epochs", "workers"):
