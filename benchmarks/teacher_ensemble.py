@@ -90,16 +90,24 @@ def minilm_logits(data: Dataset, directory: Path) -> dict[str, np.ndarray]:
     return read_logits_dir(directory, split_ids, len(data.label_names))
 
 
-def in_sample_rows(data: Dataset, seed: int) -> np.ndarray:
+def in_sample_rows(data: Dataset, seed: int, rows: int = MINILM_TRAIN_ROWS) -> np.ndarray:
     """Boolean (n_train,): the rows the MiniLM was fine-tuned on (pipeline: stratified_sample with teacher.seed)."""
+    if rows >= len(data.train):
+        return np.ones(len(data.train), dtype=bool)
     mask = np.zeros(len(data.train), dtype=bool)
-    mask[stratified_sample(data.train.labels, MINILM_TRAIN_ROWS, seed)] = True
+    mask[stratified_sample(data.train.labels, rows, seed)] = True
     return mask
 
 
-def train_honesty(data: Dataset, logits: dict[str, dict[str, np.ndarray]], seed: int) -> dict[str, Any]:
-    """Train accuracy of each teacher on the MiniLM's fine-tuning rows and on the other train rows."""
-    mask = in_sample_rows(data, seed)
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float | None:
+    return float((logits.argmax(1) == labels).mean()) if len(labels) else None
+
+
+def train_honesty(
+    data: Dataset, logits: dict[str, dict[str, np.ndarray]], seed: int, rows: int = MINILM_TRAIN_ROWS
+) -> dict[str, Any]:
+    """Train accuracy of each teacher on the MiniLM's fine-tuning rows and on the other train rows (if any)."""
+    mask = in_sample_rows(data, seed, rows)
     labels = data.train.labels
     return {
         "minilm_fine_tuning_rows": int(mask.sum()),
@@ -107,8 +115,8 @@ def train_honesty(data: Dataset, logits: dict[str, dict[str, np.ndarray]], seed:
         "out-of-fold everywhere. Accuracy on each part:",
         **{
             name: {
-                "accuracy_minilm_fine_tuning_rows": float((values["train"][mask].argmax(1) == labels[mask]).mean()),
-                "accuracy_other_rows": float((values["train"][~mask].argmax(1) == labels[~mask]).mean()),
+                "accuracy_minilm_fine_tuning_rows": _accuracy(values["train"][mask], labels[mask]),
+                "accuracy_other_rows": _accuracy(values["train"][~mask], labels[~mask]),
             }
             for name, values in logits.items()
         },
@@ -143,6 +151,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--step", type=float, default=0.05)
     parser.add_argument("--ngram-logits", help="reuse n-gram logits from this directory instead of fitting")
+    parser.add_argument("--minilm-train-rows", type=int, default=MINILM_TRAIN_ROWS, help="rows it was fine-tuned on")
+    parser.add_argument("--tag", default="", help="suffix of the result file and logits directory (e.g. _v2)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     timer = Timer()
@@ -196,7 +206,9 @@ def main() -> None:
             for method, values in both_combiners(choice, calibrated).items()
         },
         "reports": evaluate(data, calibrated, target),
-        "train_targets": train_honesty(data, raw | {"ensemble": {"train": target["train"]}}, args.seed),
+        "train_targets": train_honesty(
+            data, raw | {"ensemble": {"train": target["train"]}}, args.seed, args.minilm_train_rows
+        ),
         "seconds": timer.seconds,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "machine": machine(),
@@ -204,7 +216,7 @@ def main() -> None:
     }
     common = {"data_fingerprints": data.fingerprints(), "command": result["command"]}
     write_logits_dir(
-        RESULTS / "teacher_logits_ensemble",
+        RESULTS / f"teacher_logits_ensemble{args.tag}",
         target,
         split_ids,
         {
@@ -218,7 +230,7 @@ def main() -> None:
             **common,
         },
     )
-    print(write_result("teacher_ensemble.json", result))
+    print(write_result(f"teacher_ensemble{args.tag}.json", result))
 
 
 if __name__ == "__main__":

@@ -280,3 +280,17 @@ def test_cli_config_show_bad_key_exits_2(capsys, caplog, override, pieces):
     assert len(errors) == 1
     for piece in pieces:
         assert piece in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["teacher.inference=windows"], "teacher.inference must be one of"),
+        (["teacher.chunk_aggregate=max"], "teacher.chunk_aggregate must be one of"),
+        (["teacher.inference=chunks", "tokens.teacher_max_length=64", "teacher.chunk_stride=63"], "skip tokens"),
+    ],
+)
+def test_chunked_inference_settings_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+    assert load_config(None, ["teacher.inference=chunks", "teacher.chunk_stride=62", "tokens.teacher_max_length=64"])

@@ -159,3 +159,46 @@ def test_int8_logit_pass_is_used_only_when_it_agrees_with_fp32(tmp_path, single_
     expected = "onnx-int8" if check["agreement"] >= 0.995 else "fp32"
     assert modes[prepared.dataset.test.fingerprint] == expected
     assert logits["test"].shape == (len(prepared.dataset.test), 2)
+
+
+def test_chunked_logit_pass_reads_whole_texts_and_has_its_own_cache_key(tmp_path, single_thread):
+    from textdistill.pipeline import teacher_split_logits
+    from textdistill.tokens import window_starts
+
+    config = _tiny_run_config(tmp_path)
+    prepared = prepare_data(config)
+    model_dir = teacher_stage(config, prepared)
+    truncated = logits_stage(config, prepared, model_dir)
+    config.teacher.inference, config.teacher.chunk_stride = "chunks", 10
+    chunked = logits_stage(config, prepared, model_dir)
+    assert teacher_stage(config, prepared) == model_dir  # the inference settings do not retrain the teacher
+    lengths = prepared.encoded["test"].lengths
+    short = lengths <= config.tokens.teacher_max_length - 2  # one window: the same input as truncation
+    assert short.any() and (~short).any()
+    np.testing.assert_allclose(chunked["test"][short], truncated["test"][short], atol=1e-5)
+    model = load_teacher(model_dir, "cpu")
+    row = int(np.flatnonzero(~short)[0])  # a long text: the mean of its windows, each read on its own
+    ids, budget = prepared.encoded["test"].sequence(row), config.tokens.teacher_max_length - 2
+    special = prepared.special
+    windows = [[special.cls, *ids[s : s + budget], special.sep] for s in window_starts(len(ids), budget, 10)]
+    assert len(windows) >= 2
+    with torch.inference_mode():
+        by_hand = np.mean([model(input_ids=torch.tensor([w])).logits[0].numpy() for w in windows], axis=0)
+    np.testing.assert_allclose(chunked["test"][row], by_hand, atol=1e-5)
+    again = teacher_split_logits(config, prepared, model, "test", "fp32")
+    np.testing.assert_allclose(again, chunked["test"], atol=1e-5)  # the cached logits are the chunked ones
+
+
+def test_bf16_fine_tunes_and_predicts_on_cpu(tmp_path, single_thread):
+    config = _tiny_run_config(tmp_path, **{"teacher.mixed_precision": "bf16"})
+    prepared = prepare_data(config)
+    model_dir = teacher_stage(config, prepared)
+    summary = json.loads((model_dir / "metrics.json").read_text())
+    assert summary["hyperparameters"]["mixed_precision"] == "bf16"
+    bf16 = logits_stage(config, prepared, model_dir)
+    keys = [json.loads(str(np.load(p)["key"])) for p in (tmp_path / "cache/logits").glob("*.npz")]
+    assert {key["pass"] for key in keys} == {"bf16"}
+    config.teacher.mixed_precision = "no"
+    exact = logits_stage(config, prepared, model_dir)  # the same weights in fp32: only rounding differs
+    scale = np.abs(exact["test"]).max()
+    assert np.abs(bf16["test"] - exact["test"]).max() <= 0.05 * scale

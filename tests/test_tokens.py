@@ -11,6 +11,7 @@ from textdistill.cache import ArtifactCache
 from textdistill.tokens import (
     EncodedTexts,
     SpecialIds,
+    chunk_windows,
     encode_cached,
     encode_texts,
     length_bucketed_batches,
@@ -20,6 +21,7 @@ from textdistill.tokens import (
     pad_batch,
     tokenizer_fingerprint,
     truncate,
+    window_starts,
 )
 
 SPECIAL = SpecialIds(cls=2, sep=3, pad=0)
@@ -169,3 +171,24 @@ def test_length_report():
             "truncated_at_student_20": 0.0,  # exactly at the limit is not truncated
         }
     )
+
+
+@pytest.mark.parametrize(
+    ("length", "budget", "stride", "expected"),
+    [(5, 8, 4, [0]), (8, 8, 4, [0]), (9, 8, 4, [0, 1]), (20, 8, 4, [0, 4, 8, 12]), (20, 8, 8, [0, 8, 12])],
+)
+def test_window_starts_cover_every_token_without_a_short_tail(length, budget, stride, expected):
+    starts = window_starts(length, budget, stride)
+    assert starts == expected
+    covered = {t for s in starts for t in range(s, min(s + budget, length))}
+    assert covered == set(range(length))  # every token read at least once
+    assert all(s + budget <= length for s in starts) or starts == [0]  # only a short text has a short window
+
+
+def test_chunk_windows_wrap_each_window_and_name_its_text():
+    encoded = EncodedTexts.from_sequences([list(range(10, 30)), [7, 8]])  # 20 tokens, then 2
+    windows, owners = chunk_windows(encoded, max_length=10, stride=6, special=SpecialIds(cls=1, sep=2, pad=0))
+    assert owners.tolist() == [0, 0, 0, 1]  # starts 0, 6, 12 over 20 tokens with 8 per window
+    assert all(len(w) <= 10 and w[0] == 1 and w[-1] == 2 for w in windows)
+    assert windows[2][1:-1].tolist() == list(range(22, 30))  # the last window ends at the text's end
+    assert windows[3].tolist() == [1, 7, 8, 2]

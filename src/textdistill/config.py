@@ -108,6 +108,10 @@ class EmbeddingsConfig:
         return values
 
 
+TEACHER_INFERENCE = ("truncate", "chunks")
+CHUNK_AGGREGATES = ("mean", "mean-probs")
+
+
 @dataclass
 class TeacherConfig:
     """Fine-tuning of the BERT-family teacher with the Hugging Face Trainer."""
@@ -122,11 +126,14 @@ class TeacherConfig:
     weight_decay: float = 0.01  # AdamW weight decay (not on biases and norms)
     classifier_dropout: float = 0.1  # dropout on the classifier head
     eval_steps: int | None = None  # null: evaluate once per epoch
-    mixed_precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU), no, fp16, bf16
+    mixed_precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU), no, fp16, bf16 (also on a CPU)
     max_train: int | None = None  # fine-tune on a subset (pilots)
     logit_batch_size: int = 64  # batch size of the logit pass and evaluation
     logits_dir: str | None = None  # shipped logits with a manifest: skips fine-tuning (checked against the data)
     int8_logit_pass: bool = False  # CPU only: an ONNX Runtime int8 teacher if it agrees >= 99.5% on validation
+    inference: str = "truncate"  # logit pass: truncate (the tokens: cut) or chunks (windows over the whole text)
+    chunk_stride: int = 96  # chunks: content tokens between window starts (below teacher_max_length - 2: overlap)
+    chunk_aggregate: str = "mean"  # chunks: mean of the window logits, or mean-probs (log of the mean softmax)
     seed: int = 42  # training seed
 
     def __post_init__(self) -> None:
@@ -138,6 +145,48 @@ class TeacherConfig:
         _check(0.0 <= self.warmup_ratio < 1.0, "teacher.warmup_ratio must be in [0, 1)")
         _check(0.0 <= self.classifier_dropout < 1.0, "teacher.classifier_dropout must be in [0, 1)")
         _check(self.mixed_precision in ("auto", "no", "fp16", "bf16"), "teacher.mixed_precision: auto|no|fp16|bf16")
+        _check(self.inference in TEACHER_INFERENCE, f"teacher.inference must be one of {TEACHER_INFERENCE}")
+        _check(self.chunk_stride >= 1, "teacher.chunk_stride must be at least 1")
+        _check(self.chunk_aggregate in CHUNK_AGGREGATES, f"teacher.chunk_aggregate must be one of {CHUNK_AGGREGATES}")
+
+
+@dataclass
+class TransferSource:
+    """One source of unlabelled transfer texts: a file (parquet/csv/jsonl) or a directory's ``train`` file."""
+
+    path: str = ""  # required
+    column: str = "text"  # the column holding the texts
+    max_rows: int | None = None  # at most this many texts, drawn at random (seeded)
+    name: str = ""  # names its rows' ids (``<name>:<row>``); default: the file or directory name
+
+    def __post_init__(self) -> None:
+        _check(bool(self.path), "transfer.sources[].path is required")
+        _check(self.max_rows is None or self.max_rows > 0, "transfer.sources[].max_rows must be positive or null")
+        self.name = self.name or Path(self.path).stem
+
+
+@dataclass
+class TransferConfig:
+    """More transfer texts for the students, labelled by the teacher(s): other sources, augmented training texts."""
+
+    sources: list[dict[str, Any]] = field(default_factory=list)  # [{path, column, max_rows, name}] (other domains)
+    augment_copies: int = 0  # augmented copies of every training text (Tang et al. 2019: masking, n-gram sampling)
+    mask_probability: float = 0.1  # augmentation: each word replaced by the mask token with this probability
+    ngram_probability: float = 0.25  # augmentation: only an n-gram of the masked text kept with this probability
+    max_ngram: int = 5  # augmentation: the n-gram's length is uniform in 1..max_ngram
+    seed: int = 42  # sampling of sources and augmentation
+
+    def __post_init__(self) -> None:
+        _check(self.augment_copies >= 0, "transfer.augment_copies must be at least 0")
+        for name in ("mask_probability", "ngram_probability"):
+            _check(0.0 <= getattr(self, name) <= 1.0, f"transfer.{name} must be in [0, 1]")
+        _check(self.max_ngram >= 1, "transfer.max_ngram must be at least 1")
+        names = [source.name for source in self.source_entries()]
+        _check(len(set(names)) == len(names), f"transfer.sources: names must be unique, got {names}")
+
+    def source_entries(self) -> list[TransferSource]:
+        """``sources`` checked and typed (unknown keys name the valid ones)."""
+        return [from_dict(TransferSource, dict(s), f"transfer.sources[{i}].") for i, s in enumerate(self.sources)]
 
 
 TEACHER_KINDS = ("transformer", "ngram", "logits")
@@ -310,6 +359,7 @@ class Config:
     student: StudentConfig = field(default_factory=StudentConfig)
     students: list[dict[str, Any]] = field(default_factory=list)  # more students: [{tag, student, distill}]
     teachers: list[dict[str, Any]] = field(default_factory=list)  # ensembled [{name, kind: transformer/ngram/logits}]
+    transfer: TransferConfig = field(default_factory=TransferConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
@@ -317,6 +367,12 @@ class Config:
 
     def __post_init__(self) -> None:
         teacher_entries(self.teachers)  # every entry checked at load, before any stage
+        window = self.tokens.teacher_max_length - 2  # content tokens per window, [CLS] and [SEP] aside
+        _check(
+            self.teacher.inference != "chunks" or self.teacher.chunk_stride <= window,
+            f"teacher.chunk_stride ({self.teacher.chunk_stride}) must not exceed tokens.teacher_max_length - 2 "
+            f"({window}): windows would skip tokens",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -39,3 +39,24 @@ def predict_logits(
     out = np.empty_like(stacked)
     out[np.concatenate(batches)] = stacked
     return out
+
+
+def aggregate_windows(window_logits: np.ndarray, owners: np.ndarray, count: int, how: str = "mean") -> np.ndarray:
+    """Per-text logits (count, K) float32 from window logits (n_windows, K) and their owners (n_windows,).
+
+    ``mean``: the mean of a text's window logits; ``mean-probs``: the log of the mean of their softmax
+    probabilities (a window that is confident but wrong weighs less than under ``mean``).
+    """
+    if how not in ("mean", "mean-probs"):
+        raise ValueError(f"unknown window aggregate {how!r}; valid: mean, mean-probs")
+    values = window_logits.astype(np.float64)
+    if how == "mean-probs":
+        values = np.exp(values - values.max(axis=1, keepdims=True))
+        values /= values.sum(axis=1, keepdims=True)
+    sums = np.zeros((count, values.shape[1]))
+    np.add.at(sums, owners, values)
+    counts = np.bincount(owners, minlength=count)
+    if (counts == 0).any():
+        raise ValueError(f"{int((counts == 0).sum())} text(s) have no window")
+    means = sums / counts[:, None]
+    return (np.log(means) if how == "mean-probs" else means).astype(np.float32)

@@ -25,7 +25,7 @@ from textdistill.compress import ONNX_INT8_NAME, OnnxSequenceClassifier, export_
 from textdistill.config import Config, ConfigError, StudentConfig, TeacherEntry, teacher_entries
 from textdistill.data import Dataset, label_balance, load_dataset, save_label_mapping, stratified_sample
 from textdistill.embeddings import embeddings_stage
-from textdistill.inference import predict_logits
+from textdistill.inference import aggregate_windows, predict_logits
 from textdistill.metrics import agreement, classification_metrics, score
 from textdistill.plans import StudentPlan, student_plans
 from textdistill.students import count_parameters
@@ -36,12 +36,14 @@ from textdistill.tokens import (
     EncodedTexts,
     SpecialIds,
     TokenSettings,
+    chunk_windows,
     encode_cached,
     length_report,
     load_tokenizer,
     tokenizer_fingerprint,
 )
 from textdistill.train import DistillData
+from textdistill.transfer import with_transfer_texts
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ def prepare_data(config: Config) -> Prepared:
         target = cache.root / "builtin" / f"tiny-bert-{dataset.train.fingerprint}"
         teacher_model = str(builtin.build_tiny_bert(target, dataset.train.texts))
     tokenizer = load_tokenizer(config.tokens.tokenizer or teacher_model)
+    dataset = with_transfer_texts(dataset, config.transfer, tokenizer.mask_token or "[MASK]")
     encoded = {
         name: encode_cached(split.texts, split.fingerprint, tokenizer, cache, desc=f"tokenise {name}")
         for name, split in dataset.splits().items()
@@ -125,6 +128,19 @@ def _teacher_token_settings(config: Config, prepared: Prepared) -> dict[str, Any
     return {"tokenizer": prepared.tokenizer_fingerprint, **teacher_tokens(config).to_dict()}
 
 
+def _logit_settings(config: Config, prepared: Prepared) -> dict[str, Any]:
+    """How the logit pass reads a text: the token settings, plus the window settings under ``chunks``."""
+    settings = _teacher_token_settings(config, prepared)
+    teacher = config.teacher
+    if teacher.inference == "chunks":
+        settings |= {
+            "inference": "chunks",
+            "chunk_stride": teacher.chunk_stride,
+            "chunk_aggregate": teacher.chunk_aggregate,
+        }
+    return settings
+
+
 # ---------------------------------------------------------------------------------------------------
 # Teacher
 
@@ -136,7 +152,7 @@ def teacher_dir(config: Config, prepared: Prepared) -> Path:
     ``/abs/shared/x`` name the same teacher.
     """
     teacher = asdict(config.teacher)
-    for key in ("logit_batch_size", "logits_dir", "int8_logit_pass"):
+    for key in ("logit_batch_size", "logits_dir", "int8_logit_pass", "inference", "chunk_stride", "chunk_aggregate"):
         teacher.pop(key)
     teacher["model"] = _model_identity(prepared.teacher_model)
     fingerprints = prepared.dataset.fingerprints()
@@ -188,7 +204,7 @@ def logits_key(config: Config, prepared: Prepared, checkpoint: str, split: str) 
     return {
         "teacher_checkpoint": checkpoint,
         "data": prepared.dataset.splits()[split].fingerprint,
-        **_teacher_token_settings(config, prepared),
+        **_logit_settings(config, prepared),
     }
 
 
@@ -215,7 +231,7 @@ def logits_stage(config: Config, prepared: Prepared, model_dir: Path | None) -> 
             logger.info("logits %s: reusing %s", split, path)
             result[split] = _read_logits(path, data.ids)
             continue
-        result[split] = _compute_logits(config, prepared, _model_for(mode, model_dir, models), split)
+        result[split] = _compute_logits(config, prepared, _model_for(mode, model_dir, models), split, mode)
         _write_logits(path, result[split], data.ids, key)
     return {name: result[name] for name in splits}
 
@@ -230,7 +246,7 @@ def _model_for(mode: str, model_dir: Path, models: dict[str, Any]):
             if not path.is_file():
                 export_classifier_int8(teacher, path)
             models[mode] = OnnxSequenceClassifier(path, teacher.config, torch.get_num_threads())
-        else:
+        else:  # fp32 and bf16 (autocast at inference) share the fp32 weights
             models[mode] = load_teacher(model_dir)
     return models[mode]
 
@@ -238,28 +254,27 @@ def _model_for(mode: str, model_dir: Path, models: dict[str, Any]):
 def _logit_mode(
     config: Config, prepared: Prepared, model_dir: Path, models: dict[str, Any], split: str, exact: np.ndarray | None
 ) -> str:
-    """``fp32``, or ``onnx-int8`` for non-validation splits when the int8 teacher agrees with the fp32 validation
-    logits ``exact`` on >= 99.5% of reviews (validation itself is always fp32: model selection sees the exact
-    teacher). The check is stored next to the teacher; one from the former PyTorch int8 pass is redone."""
+    """``fp32`` (``bf16`` with ``teacher.mixed_precision: bf16``), or ``onnx-int8`` for non-validation splits when
+    the int8 teacher agrees with the exact validation logits ``exact`` on >= 99.5% of reviews (validation itself is
+    always exact: model selection sees the exact teacher). The check is stored next to the teacher; one from the
+    former PyTorch int8 pass is redone."""
+    exact_mode = "bf16" if config.teacher.mixed_precision == "bf16" else "fp32"
     if not config.teacher.int8_logit_pass or split == "validation" or torch.cuda.is_available():
-        return "fp32"
+        return exact_mode
     assert exact is not None
     check_path = model_dir / "int8_logit_check.json"
     check = json.loads(check_path.read_text()) if check_path.is_file() else {}
     if check.get("pass") != "onnx-int8":
-        inputs = teacher_inputs(config, prepared, "validation")
-        pad = prepared.tokenizer.pad_token_id
         model = _model_for("onnx-int8", model_dir, models)
         started = time.perf_counter()
-
-        fast = predict_logits(model, inputs, pad, config.teacher.logit_batch_size)
+        fast = teacher_split_logits(config, prepared, model, "validation", "onnx-int8")
         seconds = time.perf_counter() - started
         check = {
             "pass": "onnx-int8",
             "agreement": agreement(exact, fast),
             "max_abs_logit_diff": float(np.abs(exact - fast).max()),
             "relative_max_abs_logit_diff": float(np.abs(exact - fast).max() / max(np.abs(exact).max(), 1e-12)),
-            "int8_reviews_per_second": len(inputs) / seconds,
+            "int8_reviews_per_second": len(exact) / seconds,
             "threshold": 0.995,
         }
         prepared.cache.write_json(check_path, check)
@@ -267,14 +282,31 @@ def _logit_mode(
     return "onnx-int8" if check["agreement"] >= check["threshold"] else "fp32"
 
 
-def _compute_logits(config: Config, prepared: Prepared, model, split: str) -> np.ndarray:
+def teacher_split_logits(
+    config: Config, prepared: Prepared, model, split: str, mode: str, desc: str | None = None
+) -> np.ndarray:
+    """The teacher's logits (n, K) float32 of ``split``: one truncated input per text, or with ``teacher.inference:
+    chunks`` windows over the whole text aggregated per text. ``mode`` ``bf16`` runs under CPU/GPU autocast."""
+    pad, batch_size = prepared.tokenizer.pad_token_id, config.teacher.logit_batch_size
+    parameter = next(model.parameters(), None)
+    device = parameter.device.type if parameter is not None else "cpu"
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=mode == "bf16"):
+        if config.teacher.inference == "truncate":
+            return predict_logits(model, teacher_inputs(config, prepared, split), pad, batch_size, desc)
+        windows, owners = chunk_windows(
+            prepared.encoded[split], config.tokens.teacher_max_length, config.teacher.chunk_stride, prepared.special
+        )
+        window_logits = predict_logits(model, windows, pad, batch_size, desc)
+    logger.info("logits %s: %.2f windows per text", split, len(windows) / max(len(prepared.encoded[split]), 1))
+    return aggregate_windows(window_logits, owners, len(prepared.encoded[split]), config.teacher.chunk_aggregate)
 
+
+def _compute_logits(config: Config, prepared: Prepared, model, split: str, mode: str) -> np.ndarray:
     started = time.perf_counter()
-    inputs = teacher_inputs(config, prepared, split)
-    logits = predict_logits(model, inputs, prepared.tokenizer.pad_token_id, config.teacher.logit_batch_size, split)
+    logits = teacher_split_logits(config, prepared, model, split, mode, split)
     seconds = time.perf_counter() - started
-    logger.info("logits %s: %d reviews in %.0f s (%.1f reviews/s)", split, len(inputs), seconds, len(inputs) / seconds)
-    _record_logit_pass(prepared, split, len(inputs), seconds)
+    logger.info("logits %s: %d reviews in %.0f s (%.1f reviews/s)", split, len(logits), seconds, len(logits) / seconds)
+    _record_logit_pass(prepared, split, len(logits), seconds)
     return logits
 
 
@@ -306,7 +338,7 @@ def load_shipped_logits(config: Config, prepared: Prepared, directory: Path) -> 
     if not manifest_path.is_file():
         raise ValueError(f"teacher.logits_dir {directory}: no manifest.json")
     manifest = json.loads(manifest_path.read_text())
-    expected_tokens = _teacher_token_settings(config, prepared)
+    expected_tokens = _logit_settings(config, prepared)
     result = {}
     for split, data in prepared.dataset.splits().items():
         entry = manifest["splits"].get(split)

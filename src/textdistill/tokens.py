@@ -139,6 +139,34 @@ def model_inputs(
     ]
 
 
+def window_starts(length: int, budget: int, stride: int) -> list[int]:
+    """Start offsets of windows of ``budget`` tokens every ``stride`` tokens over ``length`` tokens; the last
+    window ends at the text's end (no short tail window), so every token is read at least once."""
+    if length <= budget:
+        return [0]
+    starts = list(range(0, length - budget, stride))
+    return [*starts, length - budget]
+
+
+def chunk_windows(
+    encoded: EncodedTexts, max_length: int, stride: int, special: SpecialIds
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Every text cut into overlapping ``[CLS] window [SEP]`` inputs of at most ``max_length`` ids.
+
+    Returns (windows, owners): one int64 array per window and owners (n_windows,) int64, the row of the text
+    each window comes from (texts in order, windows in reading order).
+    """
+    budget = max_length - 2
+    cls, sep = np.array([special.cls], dtype=np.int64), np.array([special.sep], dtype=np.int64)
+    windows, owners = [], []
+    for row in range(len(encoded)):
+        ids = encoded.sequence(row)
+        for start in window_starts(len(ids), budget, stride):
+            windows.append(np.concatenate([cls, ids[start : start + budget], sep]))
+            owners.append(row)
+    return windows, np.array(owners, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class TokenSettings:
     """How a model reads a text: at most ``max_length`` ids ([CLS] and [SEP] included), cut by ``truncation``.

@@ -134,12 +134,16 @@ def _supported(cls, **kwargs: Any) -> dict[str, Any]:
 
 
 def precision_flags(mode: str) -> dict[str, bool]:
-    """bf16/fp16 flags for the Trainer: ``auto`` uses bf16 (or fp16) on a GPU and fp32 on CPU."""
+    """bf16/fp16 flags for the Trainer: ``auto`` uses bf16 (or fp16) on a GPU and fp32 on CPU; ``bf16`` also runs
+    on a CPU (autocast; about 2x faster on CPUs with native bf16 such as AVX512-BF16)."""
     if mode == "auto":
         if not torch.cuda.is_available():
             return {}
         mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"bf16": mode == "bf16", "fp16": mode == "fp16"}
+    flags = {"bf16": mode == "bf16", "fp16": mode == "fp16"}
+    if mode == "bf16" and not torch.cuda.is_available():
+        flags["use_cpu"] = True  # the Trainer refuses bf16 without a GPU unless told to train on the CPU
+    return flags
 
 
 def training_arguments(config: TeacherConfig, output_dir: Path, steps_per_epoch: int):

@@ -1,0 +1,133 @@
+"""One student, several seeds, distilled vs hard labels: mean ± sd of every score and the paired gain.
+
+Runs `textdistill data` once (tokens and Word2Vec, cached), then `textdistill distill` for every (variant, seed)
+with one torch thread per process, `--jobs` at a time, each in runs/seeds/<name>/<variant>-<seed>. Every variant
+gets the same --set overrides plus its own; the student is chosen on validation by early stopping, and the test
+set is scored once per trained model. Writes benchmarks/results/student_seeds_<name>.json.
+
+    PYTHONPATH=src python benchmarks/student_seeds.py --name cnn-v2 \\
+        --set teacher.logits_dir=benchmarks/results/teacher_logits_v2 --set student.name=cnn \\
+        --variant "distilled=" \\
+        --variant "hard-labels=distill.soft_weight=0;distill.hard_weight=1;distill.use_unlabelled=false"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from _common import machine, write_result
+
+SCORES = ("test_accuracy", "test_macro_f1", "test_agreement", "validation_accuracy")
+
+
+def textdistill(command: str, config: str, overrides: list[str], log: Path) -> None:
+    """Run one textdistill command in a subprocess (one torch thread), its output in ``log``."""
+    arguments = [sys.executable, "-m", "textdistill", command, config]
+    for override in overrides:
+        arguments += ["--set", override]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as stream:
+        subprocess.run(arguments, check=True, stdout=stream, stderr=subprocess.STDOUT, env=env)
+
+
+def record(run_dir: Path) -> dict[str, Any]:
+    """The scores of the one student of a finished distill run."""
+    (path,) = sorted(run_dir.glob("students/*/summary.json"))
+    summary = json.loads(path.read_text())
+    return {
+        "test_accuracy": summary["test"]["accuracy"],
+        "test_macro_f1": summary["test"]["macro_f1"],
+        "test_agreement": summary["test"].get("agreement"),
+        "validation_accuracy": summary["training"]["best_val_accuracy"],
+        "best_epoch": summary["training"]["best_epoch"],
+        "train_wall_seconds": summary["training"]["wall_seconds"],
+        "robustness": summary.get("robustness"),
+    }
+
+
+def spread(values: list[float | None]) -> dict[str, float] | None:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    sd = statistics.stdev(present) if len(present) > 1 else 0.0
+    return {"mean": statistics.fmean(present), "sd": sd, "n": len(present)}
+
+
+def parse_variants(raw: list[str]) -> dict[str, list[str]]:
+    variants = {}
+    for item in raw:
+        name, _, overrides = item.partition("=")
+        variants[name] = [o for o in overrides.split(";") if o]
+    return variants
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--config", default="configs/imdb-cpu.yaml")
+    parser.add_argument("--data", default="../shared/data/imdb")
+    parser.add_argument("--teacher", default="../shared/models/all-minilm-l6-v2")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--variant", action="append", default=[], help="NAME=k=v;k=v (the first is the reference)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    common = [f"data.path={args.data}", f"teacher.model={args.teacher}", "students=[]", *args.overrides]
+    root = Path("runs/seeds") / args.name
+    started = time.perf_counter()
+    textdistill("data", args.config, common + [f"out_dir={root}/data"], root / "data.log")
+    variants = parse_variants(args.variant or ["distilled="])
+    jobs = [(variant, seed) for variant in variants for seed in args.seeds]
+
+    def run(job: tuple[str, int]) -> dict[str, Any]:
+        variant, seed = job
+        run_dir = root / f"{variant}-{seed}"
+        overrides = common + variants[variant] + [f"distill.seed={seed}", f"out_dir={run_dir}"]
+        logging.info("start %s seed %d", variant, seed)
+        textdistill("distill", args.config, overrides, run_dir.with_suffix(".log"))
+        return {"variant": variant, "seed": seed, **record(run_dir)}
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        runs = list(pool.map(run, jobs))
+    summary = {v: {s: spread([r[s] for r in runs if r["variant"] == v]) for s in SCORES} for v in variants}
+    reference = next(iter(variants))
+    gains = {
+        v: spread(
+            [
+                a["test_accuracy"] - b["test_accuracy"]
+                for a in runs
+                for b in runs
+                if a["variant"] == reference and b["variant"] == v and a["seed"] == b["seed"]
+            ]
+        )
+        for v in list(variants)[1:]
+    }
+    result = {
+        "command": "PYTHONPATH=src python " + " ".join(sys.argv),
+        "machine": machine(),
+        "threads_per_run": 1,
+        "parallel_runs": args.jobs,
+        "seeds": args.seeds,
+        "variants": variants,
+        "summary": summary,
+        f"test_accuracy_gain_of_{reference}_over": gains,
+        "runs": runs,
+        "wall_seconds": time.perf_counter() - started,
+    }
+    logging.info("wrote %s", write_result(f"student_seeds_{args.name}.json", result))
+
+
+if __name__ == "__main__":
+    main()

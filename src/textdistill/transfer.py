@@ -1,0 +1,96 @@
+"""Transfer texts beyond the training domain: other sources' texts and augmented training texts.
+
+Both join the ``unlabelled`` split, so the teacher(s) label them like the in-domain pool and the students distill
+on them with ``distill.use_unlabelled``. Augmentation follows Tang et al. 2019 ("Distilling task-specific knowledge
+from BERT into simple neural networks", section 3.3): each word is masked with probability ``mask_probability``,
+then with probability ``ngram_probability`` only an n-gram (n uniform in 1..``max_ngram``) of the result is kept.
+Their POS-guided word replacement is not implemented (it needs a POS tagger this project does not ship).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from textdistill.config import TransferConfig, TransferSource
+from textdistill.data import UNLABELLED, DataError, Dataset, Split, read_table, text_keys
+
+logger = logging.getLogger(__name__)
+
+
+def read_source_texts(source: TransferSource, seed: int) -> list[str]:
+    """The non-empty texts of ``source.column`` in one file (or a directory's ``train`` file), at most
+    ``source.max_rows`` of them drawn at random (seeded), in file order."""
+    path = Path(source.path).expanduser()
+    if path.is_dir():
+        candidates = sorted(p for p in path.iterdir() if p.stem == "train" and p.is_file())
+        if not candidates:
+            raise DataError(f"transfer source {source.path!r}: a directory without a train file")
+        path = candidates[0]
+    if not path.is_file():
+        raise DataError(f"transfer source {source.path!r} does not exist")
+    frame = read_table(path)
+    if source.column not in frame.columns:
+        raise DataError(f"transfer source {path}: no column {source.column!r}; columns: {list(frame.columns)}")
+    texts = [t for t in frame[source.column].tolist() if isinstance(t, str) and t.strip()]
+    if source.max_rows is not None and source.max_rows < len(texts):
+        rows = np.sort(np.random.default_rng(seed).permutation(len(texts))[: source.max_rows])
+        texts = [texts[i] for i in rows]
+    logger.info("transfer source %s: %d texts from %s", source.name, len(texts), path)
+    return texts
+
+
+def augment_text(text: str, rng: np.random.Generator, settings: TransferConfig, mask_token: str) -> str:
+    """One augmented copy of ``text``: words masked, then (sometimes) only an n-gram of them kept."""
+    words = text.split()
+    if not words:
+        return text
+    masked = [mask_token if rng.random() < settings.mask_probability else word for word in words]
+    if rng.random() < settings.ngram_probability and len(masked) > 1:
+        size = int(rng.integers(1, min(settings.max_ngram, len(masked)) + 1))
+        start = int(rng.integers(0, len(masked) - size + 1))
+        masked = masked[start : start + size]
+    return " ".join(masked)
+
+
+def augment_texts(texts: list[str], settings: TransferConfig, mask_token: str) -> list[str]:
+    """``settings.augment_copies`` augmented copies of every text, seeded (copy-major order: all first copies, ...)."""
+    rng = np.random.default_rng(settings.seed)
+    return [augment_text(text, rng, settings, mask_token) for _ in range(settings.augment_copies) for text in texts]
+
+
+def with_transfer_texts(dataset: Dataset, settings: TransferConfig, mask_token: str) -> Dataset:
+    """``dataset`` whose unlabelled split also holds the configured sources' texts and augmented training texts.
+
+    Ids say where each row comes from (``<source name>:<row>``, ``augment:<copy>:<train id>``). A transfer text
+    equal to a validation or test text is dropped with a warning: it would leak evaluation texts into training.
+    """
+    parts: list[tuple[str, list[str]]] = [
+        (source.name, read_source_texts(source, settings.seed)) for source in settings.source_entries()
+    ]
+    if settings.augment_copies:
+        parts.append(("augment", augment_texts(dataset.train.texts, settings, mask_token)))
+    if not parts:
+        return dataset
+    evaluation = set(text_keys(dataset.validation.texts + dataset.test.texts))
+    texts = list(dataset.unlabelled.texts) if dataset.unlabelled else []
+    ids = list(dataset.unlabelled.ids) if dataset.unlabelled else []
+    for name, new_texts in parts:
+        keep = [key not in evaluation for key in text_keys(new_texts)]
+        if not all(keep):
+            logger.warning("transfer %s: dropped %d text(s) equal to validation/test texts", name, keep.count(False))
+        texts += [t for t, k in zip(new_texts, keep, strict=True) if k]
+        ids += [_transfer_id(name, i, dataset) for i, k in enumerate(keep) if k]
+    unlabelled = Split("unlabelled", texts, np.full(len(texts), UNLABELLED, dtype=np.int64), ids)
+    logger.info("unlabelled (transfer set): %d texts, %s", len(texts), {name: len(t) for name, t in parts})
+    return dataclasses.replace(dataset, unlabelled=unlabelled)
+
+
+def _transfer_id(name: str, row: int, dataset: Dataset) -> str:
+    if name != "augment":
+        return f"{name}:{row}"
+    copy, index = divmod(row, len(dataset.train))
+    return f"augment:{copy}:{dataset.train.ids[index]}"

@@ -1,0 +1,84 @@
+"""Transfer texts: other sources' texts and Tang et al. 2019 augmentation join the unlabelled split."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from textdistill import builtin
+from textdistill.config import ConfigError, TransferConfig, TransferSource, load_config
+from textdistill.data import DataError
+from textdistill.pipeline import prepare_data
+from textdistill.transfer import augment_texts, read_source_texts
+
+
+def test_augmentation_masks_words_and_samples_ngrams_reproducibly():
+    texts = [" ".join(f"w{i}" for i in range(40))] * 50
+    settings = TransferConfig(augment_copies=2, mask_probability=0.2, ngram_probability=0.3, max_ngram=4)
+    copies = augment_texts(texts, settings, "[MASK]")
+    assert len(copies) == 100 and copies == augment_texts(texts, settings, "[MASK]")  # seeded
+    words = [c.split() for c in copies]
+    sampled = [w for w in words if len(w) < 40]
+    assert sampled and all(len(w) <= 4 for w in sampled)  # an n-gram of at most max_ngram words
+    assert 0.2 < len(sampled) / len(words) < 0.4  # about ngram_probability of the copies
+    full = [w for w in words if len(w) == 40]
+    masked = np.mean([token == "[MASK]" for w in full for token in w])
+    assert 0.15 < masked < 0.25  # about mask_probability of the words
+    kept = {t for w in full for t in w} - {"[MASK]"}
+    assert kept <= set(texts[0].split())  # nothing but masking: no new words
+
+
+def test_no_augmentation_changes_nothing():
+    settings = TransferConfig(augment_copies=1, mask_probability=0.0, ngram_probability=0.0)
+    assert augment_texts(["a b c"], settings, "[MASK]") == ["a b c"]
+
+
+def test_sources_read_files_and_directories(tmp_path):
+    frame = pd.DataFrame({"sentence": ["one text", "", "two text", "three text"], "label": [0, 1, 0, 1]})
+    (tmp_path / "other").mkdir()
+    frame.to_parquet(tmp_path / "other" / "train.parquet")
+    texts = read_source_texts(TransferSource(path=str(tmp_path / "other"), column="sentence"), seed=0)
+    assert texts == ["one text", "two text", "three text"]  # empty texts skipped
+    two = read_source_texts(
+        TransferSource(path=str(tmp_path / "other/train.parquet"), column="sentence", max_rows=2), 0
+    )
+    assert len(two) == 2 and set(two) <= set(texts)
+    with pytest.raises(DataError, match="no column 'text'; columns: \\['sentence', 'label'\\]"):
+        read_source_texts(TransferSource(path=str(tmp_path / "other")), seed=0)
+    with pytest.raises(DataError, match="does not exist"):
+        read_source_texts(TransferSource(path=str(tmp_path / "missing.csv")), seed=0)
+
+
+def test_a_wrong_source_key_names_the_valid_ones():
+    with pytest.raises(ConfigError, match="valid keys here: \\['path', 'column', 'max_rows', 'name'\\]"):
+        load_config(None, ["transfer.sources=[{path: x.csv, colum: text}]"])
+    with pytest.raises(ConfigError, match="names must be unique"):
+        load_config(None, ["transfer.sources=[{path: a/x.csv}, {path: b/x.csv}]"])
+
+
+def test_transfer_texts_join_the_unlabelled_split_without_evaluation_texts(tmp_path, caplog):
+    data = builtin.write_toy_dataset(tmp_path / "toy", sizes=(60, 20, 20))
+    test_text = pd.read_parquet(data / "test.parquet")["text"].iloc[0]
+    pd.DataFrame({"text": ["a tweet about nothing", test_text]}).to_csv(tmp_path / "tweets.csv", index=False)
+    overrides = [
+        f"data.path={data}",
+        "teacher.model=builtin:tiny-bert",
+        f"cache_dir={tmp_path / 'cache'}",
+        f"transfer.sources=[{{path: {tmp_path / 'tweets.csv'}}}]",
+        "transfer.augment_copies=2",
+    ]
+    plain = prepare_data(load_config(None, [f"data.path={data}", f"cache_dir={tmp_path / 'cache'}"] + overrides[1:2]))
+    with caplog.at_level(logging.WARNING):
+        prepared = prepare_data(load_config(None, overrides))
+    unlabelled = prepared.dataset.unlabelled
+    pool = len(plain.dataset.unlabelled) if plain.dataset.unlabelled else 0
+    assert len(unlabelled) == pool + 1 + 2 * len(prepared.dataset.train)  # the test text is dropped
+    assert "tweets:0" in unlabelled.ids and "tweets:1" not in unlabelled.ids
+    assert "dropped 1 text(s) equal to validation/test texts" in caplog.text
+    first_train_id = prepared.dataset.train.ids[0]
+    assert {f"augment:0:{first_train_id}", f"augment:1:{first_train_id}"} <= set(unlabelled.ids)
+    assert len(prepared.encoded["unlabelled"]) == len(unlabelled)  # tokenised like every split
+    assert (unlabelled.labels == -1).all()
