@@ -38,6 +38,7 @@ from textdistill.tokens import (
     TokenSettings,
     chunk_windows,
     encode_cached,
+    encode_texts,
     length_report,
     load_tokenizer,
     tokenizer_fingerprint,
@@ -842,12 +843,19 @@ def _robustness_notes(config: Config, model_dir: Path | None) -> list[str]:
 
 
 def _teacher_predictor(config: Config, prepared: Prepared, model_dir: Path):
-    """texts → the fine-tuned teacher's label ids (n,), reading them as in the logit pass."""
-    model, settings, pad = load_teacher(model_dir), teacher_tokens(config), prepared.tokenizer.pad_token_id
+    """texts → the fine-tuned teacher's label ids (n,), reading them as the logit pass does (truncated, or windows
+    under ``teacher.inference: chunks``), in fp32."""
+    model, pad, batch_size = load_teacher(model_dir), prepared.tokenizer.pad_token_id, config.teacher.logit_batch_size
 
     def predict(texts: list[str]) -> np.ndarray:
-        sequences = settings.encode(texts, prepared.tokenizer)
-        return predict_logits(model, sequences, pad, config.teacher.logit_batch_size).argmax(-1)
+        encoded = encode_texts(texts, prepared.tokenizer, progress=False)
+        if config.teacher.inference == "truncate":
+            inputs = teacher_tokens(config).inputs(encoded, prepared.special)
+            return predict_logits(model, inputs, pad, batch_size).argmax(-1)
+        length, stride = config.tokens.teacher_max_length, config.teacher.chunk_stride
+        windows, owners = chunk_windows(encoded, length, stride, prepared.special)
+        logits = predict_logits(model, windows, pad, batch_size)
+        return aggregate_windows(logits, owners, len(texts), config.teacher.chunk_aggregate).argmax(-1)
 
     return predict
 
