@@ -132,6 +132,8 @@ def main() -> None:
     started = time.perf_counter()
     prepared = prepare_data(variant_config(args, "word2vec", args.seeds[0]))
     results: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "machine": machine(), "variants": []}
+    if args.teacher_dir is not None:
+        results["teacher_scored"] = teacher_record(args.teacher_dir)
     variants = [
         (source, std) for source in args.sources for std in (args.teacher_stds if source == "teacher" else [None])
     ]
@@ -149,6 +151,21 @@ def main() -> None:
     results["wall_seconds"] = time.perf_counter() - started
     print(write_result("student_embeddings.json", results))
     print(json.dumps(summary_table(results), indent=1))
+
+
+def teacher_record(model_dir: Path) -> dict[str, Any]:
+    """Which fine-tuned teacher ``--teacher-dir`` names: its weights hash, settings and validation scores."""
+    from textdistill.teachers.transformer import checkpoint_hash
+
+    summary_path = model_dir / "metrics.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    return {
+        "dir": str(model_dir),
+        "checkpoint": checkpoint_hash(model_dir),
+        "validation": summary.get("validation"),
+        "hyperparameters": summary.get("hyperparameters"),
+        "tokens": summary.get("tokens"),
+    }
 
 
 def validation_checks(config: Config, prepared) -> list[robustness.CheckSet]:
