@@ -163,3 +163,32 @@ def test_an_unreachable_hub_teacher_is_a_clear_error(data, tiny_tokenizer, tmp_p
     distiller = Distiller("cnn", teacher="no-such-user/no-such-model", tokenizer=tmp_path / "tokenizer", arch=ARCH)
     with pytest.raises(ValueError, match="neither a directory nor a loadable hub classifier"):
         distiller.fit(texts, labels)
+
+
+def test_teacher_embeddings_initialise_the_student(data, tiny_tokenizer, tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from textdistill.config import EmbeddingsConfig, StudentConfig
+    from textdistill.embeddings import teacher_embedding_matrix
+    from textdistill.tokens import encode_texts
+
+    (texts, labels), (val_texts, val_labels) = data
+    config = BertConfig(
+        vocab_size=len(tiny_tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, num_labels=2, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1},
+    )  # fmt: skip
+    teacher_dir = tmp_path / "teacher"
+    BertForSequenceClassification(config).save_pretrained(str(teacher_dir))
+    tiny_tokenizer.save_pretrained(str(teacher_dir))
+    settings = {**TINY, "embeddings": {"vector_size": 8, "source": "teacher"}}
+    frozen = StudentConfig(name="cnn", arch=ARCH, freeze_embeddings=True)
+    student = Distiller(frozen, teacher=teacher_dir, **settings).fit(
+        texts[:40], labels[:40], validation=(val_texts[:20], val_labels[:20])
+    )
+    encoded = encode_texts(texts[:40], tiny_tokenizer, progress=False)
+    expected = teacher_embedding_matrix(
+        EmbeddingsConfig(vector_size=8, source="teacher"), [encoded], len(tiny_tokenizer), 0, str(teacher_dir)
+    ).matrix
+    assert np.allclose(student.model.embedding.weight.detach().numpy(), expected)
+    with pytest.raises(ValueError, match="embeddings.teacher_model or a transformer teacher"):
+        Distiller("cnn", tokenizer=teacher_dir, arch=ARCH, **settings).fit(texts[:40], labels[:40])

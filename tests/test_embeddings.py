@@ -112,3 +112,142 @@ def test_stage_reuses_the_cache_by_fingerprint(tmp_path, monkeypatch):
             ["train-fp", "unlabelled-fp"],
             EmbeddingsConfig(**{**vars(CONFIG), "window": 3}),
         )
+
+
+# ---------------------------------------------------------------------------------------------------
+# embeddings.source: teacher (the teacher's input embeddings, PCA-projected)
+
+HIDDEN = 12
+TEACHER_CONFIG = EmbeddingsConfig(source="teacher", vector_size=4, min_count=2, teacher_std=0.25)
+
+
+def teacher_weights(vocab: int, seed: int = 0) -> np.ndarray:
+    """(vocab, HIDDEN) rows with a known spectrum: variances 16, 9, 4, 1 on four directions, 0.01 elsewhere."""
+    rng = np.random.default_rng(seed)
+    basis, _ = np.linalg.qr(rng.normal(size=(HIDDEN, HIDDEN)))
+    scales = np.array([4.0, 3.0, 2.0, 1.0] + [0.1] * (HIDDEN - 4))
+    return (rng.normal(size=(vocab, HIDDEN)) * scales @ basis.T + 0.5).astype(np.float32)
+
+
+def save_teacher(directory, tokenizer, weights: np.ndarray):
+    """A stand-in teacher directory: the students' tokenizer and a safetensors file with BERT's key name."""
+    from safetensors.numpy import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(directory))
+    other = np.zeros((2, 2), dtype=np.float32)
+    save_file(
+        {"bert.embeddings.word_embeddings.weight": weights, "classifier.weight": other},
+        directory / "model.safetensors",
+    )
+    return directory
+
+
+def tiny_corpus(tokenizer) -> EncodedTexts:
+    from textdistill.tokens import encode_texts
+
+    texts = ["the movie was great", "the film was awful and boring", "a great story", "boring acting"] * 3
+    return encode_texts(texts, tokenizer, progress=False)
+
+
+def test_teacher_embeddings_shape_scale_padding_and_fitted_rows(tmp_path, tiny_tokenizer):
+    vocab = len(tiny_tokenizer)
+    weights = teacher_weights(vocab)
+    model = save_teacher(tmp_path / "teacher", tiny_tokenizer, weights)
+    encoded = tiny_corpus(tiny_tokenizer)
+    embedding = embeddings.teacher_embedding_matrix(TEACHER_CONFIG, [encoded], vocab, PAD, str(model))
+    assert embedding.matrix.shape == (vocab, 4) and embedding.matrix.dtype == np.float32
+    assert not embedding.matrix[PAD].any()
+    counts = np.bincount(encoded.flat, minlength=vocab)
+    assert np.array_equal(np.flatnonzero(embedding.trained_rows), np.flatnonzero(counts >= 2))
+    assert embedding.matrix[embedding.trained_rows].std() == pytest.approx(0.25, rel=1e-5)
+    unseen = ~embedding.trained_rows
+    unseen[PAD] = False
+    assert np.all(np.abs(embedding.matrix[unseen]).sum(axis=1) > 0)  # projected teacher vectors, not zeros
+    assert embedding.token_coverage == pytest.approx(1.0)  # every training token occurs at least twice
+
+
+def test_teacher_embeddings_are_deterministic(tmp_path, tiny_tokenizer):
+    vocab = len(tiny_tokenizer)
+    model = save_teacher(tmp_path / "teacher", tiny_tokenizer, teacher_weights(vocab))
+    encoded = tiny_corpus(tiny_tokenizer)
+    first = embeddings.teacher_embedding_matrix(TEACHER_CONFIG, [encoded], vocab, PAD, str(model))
+    second = embeddings.teacher_embedding_matrix(TEACHER_CONFIG, [encoded], vocab, PAD, str(model))
+    assert first.matrix.tobytes() == second.matrix.tobytes()
+
+
+def test_pca_keeps_the_most_variance_of_the_rows_it_is_fitted_on():
+    rows = teacher_weights(400, seed=3).astype(np.float64)
+    pca = embeddings.PCA.fit(rows, 4)
+    assert np.allclose(pca.components @ pca.components.T, np.eye(4), atol=1e-10)
+    eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(rows.T)))[::-1]
+    assert pca.explained_variance_ratio.sum() == pytest.approx(eigenvalues[:4].sum() / eigenvalues.sum(), rel=1e-9)
+    assert np.all(np.diff(pca.explained_variance_ratio) <= 0)
+    kept = pca.transform(rows).var(axis=0).sum()
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # no other 4-dimensional orthonormal projection keeps as much
+        basis, _ = np.linalg.qr(rng.normal(size=(HIDDEN, 4)))
+        assert ((rows - rows.mean(0)) @ basis).var(axis=0).sum() < kept
+    assert kept / rows.var(axis=0).sum() > 0.99  # the four strong directions hold almost all the variance
+
+
+def test_pca_signs_are_fixed():
+    rows = teacher_weights(200, seed=5).astype(np.float64)
+    pca, flipped = embeddings.PCA.fit(rows, 3), embeddings.PCA.fit(-rows, 3)
+    for component, other in zip(pca.components, flipped.components, strict=True):
+        assert component[np.abs(component).argmax()] > 0 and other[np.abs(other).argmax()] > 0
+    assert np.allclose(np.abs(pca.components), np.abs(flipped.components), atol=1e-8)
+
+
+def test_teacher_source_errors_name_the_problem(tmp_path, tiny_tokenizer):
+    vocab = len(tiny_tokenizer)
+    model = save_teacher(tmp_path / "teacher", tiny_tokenizer, teacher_weights(vocab))
+    encoded = tiny_corpus(tiny_tokenizer)
+    too_wide = EmbeddingsConfig(source="teacher", vector_size=HIDDEN + 1)
+    with pytest.raises(ValueError, match="PCA can only reduce"):
+        embeddings.teacher_embedding_matrix(too_wide, [encoded], vocab, PAD, str(model))
+    with pytest.raises(ValueError, match="students' vocabulary"):
+        embeddings.teacher_embedding_matrix(TEACHER_CONFIG, [encoded], vocab + 5, PAD, str(model))
+    with pytest.raises(ValueError, match="not the students'"):
+        embeddings.check_teacher_vocabulary(str(model), "another-fingerprint")
+    with pytest.raises(ValueError, match="no \\*.safetensors"):
+        embeddings.teacher_input_embeddings(str(tmp_path))
+
+
+def test_teacher_stage_reuses_the_cache_and_keys_the_teacher_weights(tmp_path, tiny_tokenizer, monkeypatch):
+    from textdistill.tokens import tokenizer_fingerprint
+
+    vocab, fingerprint = len(tiny_tokenizer), tokenizer_fingerprint(tiny_tokenizer)
+    model = save_teacher(tmp_path / "teacher", tiny_tokenizer, teacher_weights(vocab))
+    encoded = tiny_corpus(tiny_tokenizer)
+    cache = ArtifactCache(tmp_path / "cache")
+
+    def run(config=TEACHER_CONFIG, teacher=model):
+        return embeddings_stage(config, [encoded], ["fp"], vocab, PAD, fingerprint, cache, teacher_model=str(teacher))
+
+    first = run()
+    assert first.explained_variance is not None and 0.9 < first.explained_variance <= 1.0
+    real = embeddings.teacher_input_embeddings
+
+    def fail(*args, **kwargs):
+        raise AssertionError("teacher embeddings read although the matrix is cached")
+
+    monkeypatch.setattr(embeddings, "teacher_input_embeddings", fail)
+    again = run()
+    assert np.array_equal(again.matrix, first.matrix) and again.explained_variance == first.explained_variance
+    with pytest.raises(AssertionError, match="read although"):
+        run(EmbeddingsConfig(**{**vars(TEACHER_CONFIG), "teacher_std": 0.5}))
+    other = save_teacher(tmp_path / "other", tiny_tokenizer, teacher_weights(vocab, seed=9))
+    with pytest.raises(AssertionError, match="read although"):
+        run(teacher=other)  # other weights, other matrix
+    monkeypatch.setattr(embeddings, "teacher_input_embeddings", real)
+    assert not np.array_equal(run(teacher=other).matrix, first.matrix)
+    with pytest.raises(ValueError, match="no teacher model"):
+        embeddings_stage(TEACHER_CONFIG, [encoded], ["fp"], vocab, PAD, fingerprint, cache)
+
+
+def test_word2vec_cache_key_ignores_the_teacher_source_settings():
+    plain = EmbeddingsConfig()
+    assert plain.cache_parts() == EmbeddingsConfig(teacher_std=0.7, teacher_model="x").cache_parts()
+    assert "source" not in plain.cache_parts()
+    assert EmbeddingsConfig(source="teacher").cache_parts()["source"] == "teacher"

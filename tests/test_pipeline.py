@@ -61,6 +61,8 @@ def test_run_writes_every_artifact(finished_run):
         "accuracy_vs_size.png",
         "accuracy_vs_sparsity.png",
         "confusion_matrices.png",
+        "robustness.json",
+        "robustness.png",
     ):
         assert Path(out, name).is_file(), name
     assert [s["tag"] for s in metrics["students"]] == ["rnn-attention", "bag"]
@@ -73,6 +75,9 @@ def test_run_writes_every_artifact(finished_run):
     assert scored | {"agreement", "confusion_matrix"} <= set(metrics["students"][0]["test"])
     assert scored | {"agreement"} <= set(metrics["compress"]["students"]["rnn-attention"]["scores"]["float"])
     assert "| test macro F1 |" in results
+    checked = metrics["robustness"]  # toy reviews: 0/1 labels, so the checks run (auto), teacher and students
+    assert list(checked["models"]) == ["teacher", "rnn-attention", "bag"] and checked["checks"]
+    assert "## Robustness" in results and "| check | rows | teacher | rnn-attention | bag |" in results
     assert {row["method"] for row in metrics["compress"]["sweep"]} == {
         "L1 unstructured (global)",
         "structured (smaller dense model)",
@@ -161,3 +166,20 @@ def test_student_key_hashes_the_teacher_logits_and_embeddings(finished_run):
     assert key(logits, embedding) == key({s: v.copy() for s, v in logits.items()}, copy.copy(embedding))
     assert key(flipped, embedding) != key(logits, embedding)
     assert key(logits, shuffled) != key(logits, embedding)
+
+
+@pytest.mark.parametrize("inference", ["truncate", "chunks"])
+def test_the_robustness_teacher_reads_texts_as_the_logit_pass(finished_run, inference):
+    import dataclasses
+
+    import numpy as np
+
+    config, _ = finished_run
+    teacher = dataclasses.replace(config.teacher, inference=inference, chunk_stride=16)  # windows of 30 ids
+    config = dataclasses.replace(config, teacher=teacher)
+    prepared = pipeline.prepare_data(config)
+    model_dir = pipeline.teacher_dir(config, prepared) / "model"
+    logits = pipeline.logits_stage(config, prepared, model_dir)["validation"]
+    predict = pipeline._teacher_predictor(config, prepared, model_dir)
+    texts = prepared.dataset.validation.texts
+    assert np.array_equal(predict(texts), logits.argmax(-1))

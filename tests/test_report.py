@@ -119,3 +119,71 @@ def test_the_data_section_comes_from_data_json(tmp_path):
 def test_results_table_shows_missing_values_as_a_dash():
     table = results_table([{"model": "m", "accuracy": math.nan, "macro_f1": None, "parameters": 1000}])
     assert table.splitlines()[-1] == "| m | – | – | – | 1,000 | – | – | – | – |"
+
+
+def _robustness() -> dict:
+    def score(check, kind, accuracy, agreement=None, consistency=None):
+        return {
+            "check": check,
+            "kind": kind,
+            "examples": 10,
+            "accuracy": accuracy,
+            "accuracy_where_original_right": 0.5 if kind != "slice" else None,
+            "consistency": consistency,
+            "agreement_with_teacher": agreement,
+        }
+
+    checks = [
+        {"name": "slice: sentiment sentences", "kind": "slice", "description": "sentences", "sample": []},
+        {
+            "name": "flip: antonym swap",
+            "kind": "flip",
+            "description": "antonyms",
+            "sample": [{"text": "a bad film", "original": "a good film", "expected": 0}],
+        },
+        {"name": "invariance: names", "kind": "invariance", "description": "names", "sample": []},
+    ]
+    return {
+        "key": "k",
+        "positive_label": "positive",
+        "checks": checks,
+        "models": {
+            "teacher": [
+                score("slice", "slice", 0.9),
+                score("flip", "flip", 0.8),
+                score("inv", "invariance", 0.95, None, 0.99),
+            ],
+            "bag": [
+                score("slice", "slice", 0.85, 0.9),
+                score("flip", "flip", 0.61, 0.7),
+                score("inv", "invariance", 0.93, 0.97, 0.98),
+            ],
+        },
+        "notes": [],
+    }
+
+
+def test_robustness_section_and_plot_side_by_side(tmp_path):
+    config = load_config(None, [f"out_dir={tmp_path / 'run'}"])
+    metrics = _metrics(config.tokens.teacher_max_length, config.tokens.student_max_length)
+    metrics["robustness"] = _robustness()
+    write_run_report(config, ["negative", "positive"], metrics)
+    results = (tmp_path / "run" / "results.md").read_text()
+    section = results[results.index("## Robustness") :]
+    assert "| check | rows | teacher | bag |" in section
+    assert "| flip: antonym swap | 10 | 0.800 | 0.610 |" in section
+    assert "| invariance: names | 10 | 0.990 | 0.980 |" in section  # unchanged predictions
+    assert "| check | rows | bag |" in section and "| flip: antonym swap | 10 | 0.700 |" in section  # agreement
+    assert "'a good film' → 'a bad film'" in section
+    assert "![robustness](robustness.png)" in results
+    assert (tmp_path / "run" / "robustness.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_skipped_robustness_is_a_note(tmp_path):
+    config = load_config(None, [f"out_dir={tmp_path / 'run'}"])
+    metrics = _metrics(config.tokens.teacher_max_length, config.tokens.student_max_length)
+    metrics["robustness"] = {"skipped": "robustness checks skipped: they are for binary sentiment tasks"}
+    write_run_report(config, ["a", "b", "c"], metrics)
+    results = (tmp_path / "run" / "results.md").read_text()
+    assert "- robustness checks skipped: they are for binary sentiment tasks" in results
+    assert "## Robustness" not in results and not (tmp_path / "run" / "robustness.png").exists()

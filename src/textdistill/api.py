@@ -32,13 +32,20 @@ from transformers import AutoModelForSequenceClassification
 
 from textdistill.config import DistillConfig, EmbeddingsConfig, StudentConfig, TokensConfig, from_dict
 from textdistill.data import encode_labels, label_names_from, stratified_split
-from textdistill.embeddings import build_matrix, train_word2vec
+from textdistill.embeddings import build_matrix, check_teacher_vocabulary, teacher_embedding_matrix, train_word2vec
 from textdistill.inference import predict_logits
 from textdistill.students import build_arch, build_student, init_embeddings
 from textdistill.students.hub import Student, check_texts, student_config
 from textdistill.teachers.ngram import NgramTeacher, NgramTeacherConfig
 from textdistill.teachers.transformer import load_teacher
-from textdistill.tokens import EncodedTexts, SpecialIds, TokenSettings, encode_texts, load_tokenizer
+from textdistill.tokens import (
+    EncodedTexts,
+    SpecialIds,
+    TokenSettings,
+    encode_texts,
+    load_tokenizer,
+    tokenizer_fingerprint,
+)
 from textdistill.train import DistillData, TrainResult, train_student
 
 logger = logging.getLogger(__name__)
@@ -163,7 +170,7 @@ class Distiller:
         length = self.student.max_length or self.tokens.student_max_length
         settings = TokenSettings(length, self.tokens.truncation, self.tokens.head_fraction)
         data = _distill_data(splits, encoded, logits, settings, SpecialIds.of(tokenizer))
-        embedding = self._word2vec(encoded, len(tokenizer), tokenizer.pad_token_id)
+        embedding = self._word2vec(encoded, tokenizer)
         distill = self.distill if logits is not None else dataclasses.replace(self.distill, **HARD_LABELS_ONLY)
         run_dir = self.output_dir or Path(tempfile.mkdtemp(prefix="textdistill-"))
         model, self.training_ = fit_student(
@@ -234,11 +241,20 @@ class Distiller:
         logits |= {name: teacher.predict_logits(texts) for name, (texts, _) in splits.items() if name != "train"}
         return logits
 
-    def _word2vec(self, encoded: dict[str, EncodedTexts], vocab_size: int, pad_id: int) -> np.ndarray | None:
-        """Word2Vec on the training (and unlabelled) token ids, aligned with the vocabulary; None when unused."""
+    def _word2vec(self, encoded: dict[str, EncodedTexts], tokenizer: Any) -> np.ndarray | None:
+        """The initial embedding matrix aligned with the vocabulary (None when unused): Word2Vec on the training
+        (and unlabelled) token ids, or with ``embeddings.source: teacher`` the teacher's PCA-projected embeddings
+        (``embeddings.teacher_model``, else the transformer teacher)."""
         if not (self.student.use_word2vec and self.embeddings.enabled):
             return None
         sentences = [encoded["train"]] + ([encoded["unlabelled"]] if "unlabelled" in encoded else [])
+        vocab_size, pad_id = len(tokenizer), tokenizer.pad_token_id
+        if self.embeddings.source == "teacher":
+            model = self.embeddings.teacher_model or (str(self.teacher) if self._teacher_is_transformer() else None)
+            if model is None:
+                raise ValueError("embeddings source 'teacher' needs embeddings.teacher_model or a transformer teacher")
+            check_teacher_vocabulary(model, tokenizer_fingerprint(tokenizer))
+            return teacher_embedding_matrix(self.embeddings, sentences, vocab_size, pad_id, model).matrix
         vectors = train_word2vec(sentences, self.embeddings)
         return build_matrix(vectors, vocab_size, pad_id, encoded["train"].flat, self.embeddings.seed).matrix
 

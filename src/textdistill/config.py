@@ -72,11 +72,15 @@ class TokensConfig:
         _check(0.0 <= self.head_fraction <= 1.0, "tokens.head_fraction must be in [0, 1]")
 
 
+EMBEDDING_SOURCES = ("word2vec", "teacher")
+
+
 @dataclass
 class EmbeddingsConfig:
-    """gensim Word2Vec trained on the tokenised training texts."""
+    """The students' initial embeddings: gensim Word2Vec on the training texts, or the teacher's own (PCA)."""
 
-    enabled: bool = True  # train Word2Vec and initialise student embeddings from it
+    enabled: bool = True  # build the matrix and initialise student embeddings from it
+    source: str = "word2vec"  # word2vec: trained on the texts; teacher: the teacher's input embeddings, PCA-projected
     vector_size: int = 300  # Word2Vec dimension (= the student's embedding_dim when used)
     window: int = 5  # Word2Vec context window
     min_count: int = 2  # tokens seen fewer times get a random vector instead
@@ -85,10 +89,23 @@ class EmbeddingsConfig:
     include_unlabelled: bool = True  # also train Word2Vec on the unlabelled texts
     seed: int = 42  # Word2Vec seed (bit-exact only with workers: 1)
     workers: int = 2  # Word2Vec worker threads (1 for bit-exact reproducibility)
+    teacher_model: str | None = None  # source teacher: model whose input embeddings are used (null: teacher.model)
+    teacher_std: float = 0.25  # source teacher: per-element std of the projection (chosen on IMDB validation)
 
     def __post_init__(self) -> None:
         for name in ("vector_size", "window", "min_count", "epochs", "workers"):
             _check(getattr(self, name) >= 1, f"embeddings.{name} must be at least 1")
+        _check(self.source in EMBEDDING_SOURCES, f"embeddings.source must be one of {EMBEDDING_SOURCES}")
+        _check(self.teacher_std > 0, "embeddings.teacher_std must be positive")
+
+    def cache_parts(self) -> dict[str, Any]:
+        """The settings the matrix depends on (Word2Vec's cache keys are unchanged by the teacher-source keys)."""
+        values = dataclasses.asdict(self)
+        values.pop("teacher_model")  # with source teacher, the stage keys the model by its weights instead
+        if self.source == "word2vec":
+            values.pop("source")
+            values.pop("teacher_std")
+        return values
 
 
 TEACHER_INFERENCE = ("truncate", "chunks")
@@ -310,6 +327,25 @@ class BenchConfig:
         _check(self.warmup >= 0, "bench.warmup must be at least 0")
 
 
+ROBUSTNESS_SETTINGS = ("auto", "on", "off")
+
+
+@dataclass
+class ReportConfig:
+    """What the run report holds beyond the results table: the behavioural (robustness) checks."""
+
+    robustness: str | bool = "auto"  # checks from validation texts: auto (binary, positive label known), on, off
+    positive_label: str | None = None  # robustness: the positive label's name (null: 1, pos or positive)
+    robustness_max_per_check: int = 300  # robustness: rows per check (seeded sample)
+    robustness_seed: int = 42  # robustness: seed of the sampling and of the random edits
+
+    def __post_init__(self) -> None:
+        if isinstance(self.robustness, bool):  # YAML 1.1 reads a bare on/off as true/false
+            self.robustness = "on" if self.robustness else "off"
+        _check(self.robustness in ROBUSTNESS_SETTINGS, f"report.robustness must be one of {ROBUSTNESS_SETTINGS}")
+        _check(self.robustness_max_per_check >= 1, "report.robustness_max_per_check must be at least 1")
+
+
 @dataclass
 class Config:
     """The whole run: one section per concern."""
@@ -327,6 +363,7 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def __post_init__(self) -> None:
         teacher_entries(self.teachers)  # every entry checked at load, before any stage

@@ -39,6 +39,7 @@ from textdistill.tokens import (
     TokenSettings,
     chunk_windows,
     encode_cached,
+    encode_texts,
     length_report,
     load_tokenizer,
     tokenizer_fingerprint,
@@ -650,7 +651,8 @@ def _ensemble_report(
 
 
 def embeddings_for(config: Config, prepared: Prepared):
-    """The Word2Vec matrix for the student vocabulary (train texts, plus unlabelled texts by config)."""
+    """The students' embedding matrix: Word2Vec on the train texts (plus unlabelled texts by config), or the
+    teacher's input embeddings (``embeddings.teacher_model``, else the teacher's model) PCA-fitted on those texts."""
 
     names = ["train"] + (
         ["unlabelled"] if config.embeddings.include_unlabelled and "unlabelled" in prepared.encoded else []
@@ -663,6 +665,7 @@ def embeddings_for(config: Config, prepared: Prepared):
         prepared.tokenizer.pad_token_id,
         prepared.tokenizer_fingerprint,
         prepared.cache,
+        teacher_model=config.embeddings.teacher_model or prepared.teacher_model,
     )
 
 
@@ -683,12 +686,16 @@ def data_report(config: Config, prepared: Prepared) -> dict[str, Any]:
         report["duplicates"] = prepared.dataset.duplicates.to_dict()
     if config.embeddings.enabled:
         embedding = embeddings_for(config, prepared)
-        report["word2vec"] = {
+        coverage = {
             "vocabulary_rows": int(embedding.matrix.shape[0]),
             "vector_size": int(embedding.matrix.shape[1]),
             "vocabulary_coverage": embedding.vocabulary_coverage,
             "training_token_coverage": embedding.token_coverage,
         }
+        if config.embeddings.source == "teacher":  # coverage: the rows the PCA was fitted on
+            report["teacher_embeddings"] = coverage | {"explained_variance": embedding.explained_variance}
+        else:
+            report["word2vec"] = coverage
     return report
 
 
@@ -801,6 +808,94 @@ def _student_key(config: Config, prepared: Prepared, plan: StudentPlan, logits, 
             "embeddings": None if embedding is None else array_digest(embedding.matrix),
         }
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Robustness checks
+
+ROBUSTNESS_REPORT = "robustness.json"  # in the run directory
+
+
+def robustness_stage(
+    config: Config, prepared: Prepared, model_dir: Path | None, summaries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The behavioural checks (``robustness.build_checks`` on the validation split) scored for the teacher (when
+    its model is in this run) and every student; ``{"skipped": why}`` where they do not apply (a 2-class task
+    whose positive label is known, see ``robustness.applies``). Written to ``robustness.json``, reused while the
+    checks, the teacher and the students are unchanged."""
+    from textdistill import robustness
+
+    report_config = config.report
+    positive, skipped = robustness.applies(
+        str(report_config.robustness), prepared.dataset.label_names, report_config.positive_label
+    )
+    if positive is None:
+        return {"skipped": skipped}
+    validation = prepared.dataset.validation
+    settings = robustness.CheckSettings(report_config.robustness_seed, report_config.robustness_max_per_check)
+    checks = robustness.build_checks(validation.texts, validation.labels, positive, settings)
+    if not checks:
+        return {"skipped": "robustness checks skipped: no check could be built from the validation texts"}
+    rows = [[c.name, c.texts, c.expected.tolist(), c.originals] for c in checks]
+    teacher = checkpoint_hash(model_dir) if model_dir is not None else None
+    key = digest({"checks": rows, "teacher": teacher, "students": [s["key"] for s in summaries]})
+    path = Path(config.out_dir) / ROBUSTNESS_REPORT
+    if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("key") == key:
+        logger.info("robustness: reusing %s", path)
+        return json.loads(path.read_text(encoding="utf-8"))
+    predictors = {"teacher": _teacher_predictor(config, prepared, model_dir)} if model_dir is not None else {}
+    predictors |= {s["tag"]: _student_predictor(Path(s["model_dir"])) for s in summaries}
+    predictions = {name: robustness.predict_checks(checks, predict) for name, predict in predictors.items()}
+    reference = predictions.get("teacher")
+    models = {
+        name: [s.to_dict() for s in robustness.score_checks(checks, got, None if name == "teacher" else reference)]
+        for name, got in predictions.items()
+    }
+    report = {
+        "key": key,
+        "positive_label": prepared.dataset.label_names[positive],
+        "checks": [
+            {"name": c.name, "kind": c.kind, "description": c.description, "sample": c.sample(2)} for c in checks
+        ],
+        "models": models,
+        "notes": _robustness_notes(config, model_dir),
+    }
+    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _robustness_notes(config: Config, model_dir: Path | None) -> list[str]:
+    if model_dir is None:
+        return ["the teacher is not scored: its model is not part of this run (shipped logits or no transformer)"]
+    if config.teachers:
+        return ["teacher: the transformer entry of teachers: (the combined target has no model to run on new texts)"]
+    return []
+
+
+def _teacher_predictor(config: Config, prepared: Prepared, model_dir: Path):
+    """texts → the fine-tuned teacher's label ids (n,), reading them as the logit pass does (truncated, or windows
+    under ``teacher.inference: chunks``), in fp32."""
+    model, pad, batch_size = load_teacher(model_dir), prepared.tokenizer.pad_token_id, config.teacher.logit_batch_size
+
+    def predict(texts: list[str]) -> np.ndarray:
+        encoded = encode_texts(texts, prepared.tokenizer, progress=False)
+        if config.teacher.inference == "truncate":
+            inputs = teacher_tokens(config).inputs(encoded, prepared.special)
+            return predict_logits(model, inputs, pad, batch_size).argmax(-1)
+        length, stride = config.tokens.teacher_max_length, config.teacher.chunk_stride
+        windows, owners = chunk_windows(encoded, length, stride, prepared.special)
+        logits = predict_logits(model, windows, pad, batch_size)
+        return aggregate_windows(logits, owners, len(texts), config.teacher.chunk_aggregate).argmax(-1)
+
+    return predict
+
+
+def _student_predictor(model_dir: Path):
+    """texts → a saved student's label ids (n,)."""
+    from textdistill.students.hub import Student
+
+    student = Student.from_pretrained(model_dir)
+    return lambda texts: student.predict_logits(texts).argmax(-1)
 
 
 # ---------------------------------------------------------------------------------------------------

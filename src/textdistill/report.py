@@ -138,10 +138,12 @@ def write_report(
     metrics: dict[str, Any],
     notes: list[str] | None = None,
     sections: list[str] | None = None,
+    plots: dict[str, Path] | None = None,
 ) -> dict[str, Path]:
     """Write results.md, metrics.json and the PNG plots into ``out_dir``; returns the written paths.
 
     ``sections``: extra markdown lines (e.g. ``data_section``) placed after the tables, before the notes.
+    ``plots``: PNG files already written into ``out_dir`` (e.g. ``plot_robustness``), linked after the others.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -154,6 +156,7 @@ def write_report(
     }
     if sweep:
         paths["accuracy_vs_sparsity"] = plot_sparsity(sweep, out_dir / "accuracy_vs_sparsity.png")
+    paths |= plots or {}
     lines = ["# textdistill run results", "", results_table(rows), ""]
     if sweep:
         lines += ["## Pruning sweep (validation split)", "", "| method | pruned | accuracy |", "| --- | --- | --- |"]
@@ -247,6 +250,74 @@ def run_teachers(config: Any) -> dict[str, Any] | None:
         if report.get("data") != {name: split.get("fingerprint") for name, split in splits.items()}:
             return None
     return report if report.get("entries") == config.teachers else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Robustness checks (robustness.json, written by pipeline.robustness_stage)
+
+
+def _robustness_table(robustness: dict[str, Any], key: str, models: list[str], kinds: tuple[str, ...]) -> list[str]:
+    """One row per check of ``kinds``, one column per model of ``models``: the score ``key`` (– where absent)."""
+    lines = ["| check | rows | " + " | ".join(models) + " |", "| --- " * (len(models) + 2) + "|"]
+    for index, check in enumerate(robustness["checks"]):
+        if check["kind"] not in kinds:
+            continue
+        size = robustness["models"][models[0]][index]["examples"]
+        cells = [_cell(robustness["models"][m][index].get(key), "{:.3f}") for m in models]
+        lines.append(f"| {check['name']} | {size:,} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def robustness_section(robustness: dict[str, Any]) -> list[str]:
+    """Markdown lines for results.md: per check, each model's accuracy against the expected label (teacher and
+    students side by side), the unchanged-prediction share on the invariance checks and agreement with the
+    teacher; then what each check is, with an example."""
+    models = list(robustness["models"])
+    students = [m for m in models if m != "teacher"]
+    kinds = ("slice", "flip", "invariance")
+    lines = [
+        "## Robustness",
+        "",
+        "Behavioural checks built from the validation split only (never test), the same rows for every model; "
+        f"positive label: `{robustness['positive_label']}`. Accuracy against the label each edited text should get:",
+        "",
+        *_robustness_table(robustness, "accuracy", models, kinds),
+        "Flip checks, accuracy on the rows whose unedited sentence the model got right:",
+        "",
+        *_robustness_table(robustness, "accuracy_where_original_right", models, ("flip",)),
+        "Invariance checks, share of predictions unchanged by the neutral edit:",
+        "",
+        *_robustness_table(robustness, "consistency", models, ("invariance",)),
+    ]
+    if "teacher" in models and students:
+        lines += ["Agreement with the teacher on the edited texts:", ""]
+        lines += _robustness_table(robustness, "agreement_with_teacher", students, kinds)
+    lines += ["Checks:", ""]
+    for check in robustness["checks"]:
+        example = check["sample"][0] if check["sample"] else {}
+        shown = f" e.g. {example.get('original', '')!r} → {example['text']!r}" if "original" in example else ""
+        lines.append(f"- **{check['name']}** ({check['kind']}): {check['description']}.{shown}"[:600])
+    lines += [f"- {note}" for note in robustness.get("notes", [])]
+    return [*lines, ""]
+
+
+def plot_robustness(robustness: dict[str, Any], path: Path) -> Path:
+    """Grouped bars: accuracy on each check (x) for each model (teacher first), on the validation-built checks."""
+    models, checks = list(robustness["models"]), [c["name"] for c in robustness["checks"]]
+    figure, axis = plt.subplots(figsize=(max(8.0, 1.3 * len(checks)), 4.8))
+    width = 0.8 / max(1, len(models))
+    positions = np.arange(len(checks))
+    for index, model in enumerate(models):
+        values = [score["accuracy"] for score in robustness["models"][model]]
+        axis.bar(positions + (index - (len(models) - 1) / 2) * width, values, width, label=model)
+    axis.set_xticks(positions)
+    sizes = [score["examples"] for score in robustness["models"][models[0]]]
+    ticks = [name.replace(": ", ":\n") + f"\n({size:,})" for name, size in zip(checks, sizes, strict=True)]
+    axis.set_xticklabels(ticks, fontsize=8)
+    axis.set(ylim=(0, 1), ylabel="accuracy (expected label)", title="Robustness checks (built from validation)")
+    axis.grid(alpha=0.3, axis="y")
+    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return _save(figure, path)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -367,6 +438,13 @@ def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any
     data_json = Path(config.out_dir) / "data.json"  # written by the run's data stage
     sections = data_section(json.loads(data_json.read_text(encoding="utf-8"))) if data_json.is_file() else []
     sections += teachers_section(teachers) if teachers is not None else []
+    robustness, plots = metrics.get("robustness") or {}, {}
+    if robustness.get("models"):
+        sections += robustness_section(robustness)
+        Path(config.out_dir).mkdir(parents=True, exist_ok=True)
+        plots["robustness"] = plot_robustness(robustness, Path(config.out_dir) / "robustness.png")
+    elif robustness.get("skipped"):
+        notes.append(robustness["skipped"])
     write_report(
         Path(config.out_dir),
         rows,
@@ -377,4 +455,5 @@ def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any
         metrics,
         notes,
         sections,
+        plots,
     )

@@ -1,4 +1,4 @@
-"""The whole run: data → embeddings → teacher → logits → students → compression → benchmark → report.
+"""The whole run: data → embeddings → teacher → logits → students → compression → benchmark → robustness → report.
 
 It sits above ``pipeline`` (data, teacher and student stages) and ``deploy`` (compression and benchmark
 stages), so neither of those imports the other upward.
@@ -21,11 +21,13 @@ from textdistill.pipeline import (
     embeddings_for,
     prepare_data,
     resolved_config,
+    robustness_stage,
     student_plans,
     student_stage,
     teacher_logits_for,
 )
 from textdistill.report import write_run_report
+from textdistill.robustness import applies
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ def run(config: Config) -> dict[str, Any] | None:
     started = time.perf_counter()
     plans = student_plans(config)
     prepared = prepare_data(config)
+    applies(str(config.report.robustness), prepared.dataset.label_names, config.report.positive_label)  # on: fail now
     teacher_model_dir, logits = (None, None)
     if any(plan.uses_teacher for plan in plans):
         teacher_model_dir, logits = teacher_logits_for(config, prepared)
@@ -53,12 +56,14 @@ def run(config: Config) -> dict[str, Any] | None:
     best = best_student(summaries)
     compressed = compress_stage(config, prepared, summaries[0], best, logits)
     bench = cached_bench(config, prepared, teacher_model_dir, summaries, compressed)
+    robustness = robustness_stage(config, prepared, teacher_model_dir, summaries)
     metrics = {
         "students": summaries,
         "best_student": best["tag"],
         "compress": compressed,
         "bench": bench,
         "teacher": _teacher_summary(teacher_model_dir),
+        "robustness": robustness,
         "wall_seconds": time.perf_counter() - started,
     }
     write_run_report(config, prepared.dataset.label_names, metrics)
