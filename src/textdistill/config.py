@@ -283,7 +283,7 @@ class CompressConfig:
     quantize: bool = True  # ship model.int8.onnx (ONNX Runtime dynamic int8 of the ONNX export) if it passes the bar
     int8_min_agreement: float = 0.995  # int8 must predict the float student's label on this share of validation
     # int8 variants measured (all ops / all but Conv / embedding tables only); the fastest that passes ships
-    int8_scopes: list[str] = field(default_factory=lambda: ["all", "no-conv", "embedding"])  # ops quantized per try
+    int8_scopes: list[str] = field(default_factory=lambda: ["all", "no-conv", "embedding"])  # int8 variants to try
     # The deployable (students/<tag>/deploy) keeps only the embedding rows of tokens seen this often in the
     # training and unlabelled inputs; the other tokens read [UNK].
     vocabulary_min_count: int | None = None  # vocabulary pruning: keep tokens seen this often in training (null: off)

@@ -332,12 +332,26 @@ def _learning_curves(metrics: dict[str, Any]) -> dict[str, list[dict[str, float]
 
 
 def _int8_notes(compressed: dict[str, Any]) -> list[str]:
-    """Whether each student's ONNX int8 file shipped: it must agree with the float student on validation."""
-    return [
-        f"{tag} ONNX int8: {entry['int8']} (agreement with the float student on validation)"
-        for tag, entry in compressed["students"].items()
-        if "int8" in entry
-    ]
+    """Whether each student's ONNX int8 file shipped (it must agree with the float student on validation), which
+    variant the measurement chose, and the vocabulary pruning's sizes."""
+    notes = []
+    for tag, entry in compressed["students"].items():
+        if "int8" in entry:
+            notes.append(f"{tag} ONNX int8: {entry['int8']} (agreement with the float student on validation)")
+        check = entry.get("int8_check") or {}
+        if check.get("chosen"):
+            notes.append(
+                f"{tag} deployable: {check['chosen']} (fastest at batch 1 on one thread here among the variants that "
+                f"agree with the float student on validation; int8 file: {check['scope']} ops quantized)"
+            )
+        vocabulary = entry.get("vocabulary")
+        if vocabulary:
+            notes.append(
+                f"{tag} vocabulary pruning (tokens seen >= {vocabulary['min_count']} times): "
+                f"{vocabulary['kept_rows']:,} of {vocabulary['vocab_size']:,} embedding rows kept; weights "
+                f"{vocabulary['bytes_before'] / 1e6:.2f} MB -> {vocabulary['bytes_after'] / 1e6:.2f} MB"
+            )
+    return notes
 
 
 def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any]) -> None:
