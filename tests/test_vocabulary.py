@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -198,3 +200,31 @@ def test_deploy_prunes_the_vocabulary_and_reports_the_sizes(tiny_tokenizer, tmp_
     texts = ["a wonderful film", "the worst acting"]
     int8 = compress.load_onnx_student(deploy_dir, compress.ONNX_INT8_NAME)
     assert [p["label"] for p in int8.predict(texts)] == [p["label"] for p in pruned.predict(texts)]
+
+
+def test_predict_serve_and_bench_read_a_pruned_directory(tiny_tokenizer, tmp_path, capsys):
+    """The CLI's `predict`, `serve`'s predictors (PyTorch and ONNX) and `bench`'s entries all load the pruned
+    student and answer as the pruned model does."""
+    from textdistill.bench import BenchConfig, bench_models, entries_for_directory
+    from textdistill.cli import main
+    from textdistill.serve import load_predictor
+
+    keep = _tokenizer_kept(tiny_tokenizer)
+    pruned = compress.prune_vocabulary(make("cnn", len(tiny_tokenizer)), keep, tiny_tokenizer.unk_token_id)
+    directory = save(pruned, "cnn", tiny_tokenizer, tmp_path / "pruned")
+    compress.export_onnx(pruned, directory / compress.ONNX_NAME, max_length=32)
+    texts = ["a wonderful film", "the worst acting and a dull plot"]
+    expected = predict_logits(pruned, Student.from_pretrained(directory).sequences(texts), PAD)
+    assert main(["predict", str(directory), *texts]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [p["label"] for p in printed] == [LABELS[i] for i in expected.argmax(-1)]
+    for onnx_file in (None, compress.ONNX_NAME):
+        served = load_predictor(directory, onnx_file).predict(texts)
+        probabilities = torch.softmax(torch.from_numpy(expected), -1).numpy()
+        for prediction, row in zip(served, probabilities, strict=True):
+            assert prediction["probabilities"] == pytest.approx(dict(zip(LABELS, row.tolist(), strict=True)), abs=1e-5)
+    entries, length, _ = entries_for_directory(directory)
+    assert [e.name for e in entries] == ["cnn", "cnn onnx"] and length == 32
+    config = BenchConfig(runs=2, warmup=1, batch_size=2, threads=[1])
+    rows = bench_models(entries, config, [8], Student.from_pretrained(directory).sequences(texts), pad_id=PAD)
+    assert all(row["latency_ms_p50"] > 0 for row in rows)
