@@ -1,8 +1,8 @@
 """Vocabulary pruning and int8 chosen by measurement, on a trained IMDB student (issue 14, items 1-2).
 
-For the saved student of a finished `textdistill distill` run and each vocabulary ``min_count`` (none, 1, 2, 5:
-tokens seen that often in the training and unlabelled inputs keep their embedding row, the rest read [UNK]),
-this saves the deployable, exports it to ONNX and runs the deploy stage's int8 choice (``deploy.ship_int8``:
+For the saved student of a finished `textdistill distill` run and each vocabulary ``min_count`` (none, 1, 2, 5,
+20, 50, 100, 200: tokens seen that often in the training and unlabelled inputs keep their embedding row, the rest
+read [UNK]), this saves the deployable, exports it to ONNX and runs the deploy stage's int8 choice (``deploy.ship_int8``:
 PyTorch float, ONNX float and ONNX int8 of all ops / all but Conv / embedding only, each measured here for
 label agreement with the unpruned float student on validation and batch-1 latency on one thread). It records
 bytes (weights, ONNX files, whole directory), rows kept, validation agreement, and test accuracy of the pruned
@@ -45,7 +45,7 @@ from textdistill.pipeline import prepare_data, student_inputs
 from textdistill.students.hub import WEIGHTS_NAME, Student
 
 logger = logging.getLogger("vocab_pruning")
-MIN_COUNTS = (None, 1, 2, 5)
+MIN_COUNTS = (None, 1, 2, 5, 20, 50, 100, 200)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

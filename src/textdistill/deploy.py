@@ -10,15 +10,16 @@ import copy
 import json
 import logging
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from textdistill.bench import (
     BenchEntry,
-    _timings,
     bench_models,
     bytes_on_disk,
     fixed_length_batch,
@@ -265,16 +266,18 @@ def _bytes(module: Any, path: Path) -> int:
 def batch1_latencies(modules: dict[str, Any], single, runs: int, rounds: int = 3) -> dict[str, float]:
     """Median batch-1 milliseconds of each module on one thread: the lowest of ``rounds`` interleaved rounds."""
     best = dict.fromkeys(modules, float("inf"))
-    with torch_threads(1):
+    with torch_threads(1), torch.inference_mode():
         for _ in range(rounds):
             for name, module in modules.items():
-                seconds = _timings(_caller(module), single, runs, min(10, runs))
+                for _ in range(min(10, runs)):  # warm-up
+                    module(*single)
+                seconds = []
+                for _ in range(runs):
+                    start = time.perf_counter()
+                    module(*single)
+                    seconds.append(time.perf_counter() - start)
                 best[name] = min(best[name], float(np.median(seconds)) * 1000.0)
     return best
-
-
-def _caller(module: Any) -> Any:
-    return lambda batch: module(*batch)
 
 
 def choose_variant(rows: list[dict[str, Any]], min_agreement: float) -> dict[str, Any] | None:
