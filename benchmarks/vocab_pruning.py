@@ -1,14 +1,14 @@
 """Vocabulary pruning and int8 chosen by measurement, on a trained IMDB student (issue 14, items 1-2).
 
 For the saved student of a finished `textdistill distill` run and each vocabulary ``min_count`` (none, 1, 2, 5,
-20, 50, 100, 200: tokens seen that often in the training and unlabelled inputs keep their embedding row, the rest
-read [UNK]), this saves the deployable, exports it to ONNX and runs the deploy stage's int8 choice
-(``deploy.ship_int8``: PyTorch float, ONNX float and ONNX int8 of all ops / all but Conv / embedding only, each
-measured here for label agreement with the unpruned float student on validation and batch-1 latency on one thread). It records
-bytes (weights, ONNX files, whole directory), rows kept, validation agreement, and test accuracy of the pruned
-float student and of the shipped int8 file (test is scored once per variant, never used to choose). PyTorch
-dynamic int8 (torch.ao, Linear layers only: the project ships int8 through ONNX Runtime) is measured once for
-reference.
+20, 50, 100, 200: tokens seen that often in the training and unlabelled inputs keep their embedding row, the
+rest read [UNK]), this saves the deployable, exports it to ONNX and runs the deploy stage's int8 choice
+(``deploy.ship_int8``: PyTorch float, ONNX float and ONNX int8 of all ops / all but Conv / embedding only,
+each measured here for label agreement with that deployable's float model on validation and batch-1 latency
+on one thread). It records bytes (weights, ONNX files, whole directory), rows kept, the pruned student's
+validation agreement with the unpruned one, and test accuracy of the pruned float student and of the shipped
+int8 file (test is scored once per variant, never used to choose). PyTorch dynamic int8 (torch.ao, Linear
+layers only: the project ships int8 through ONNX Runtime) is measured once for reference.
 
     textdistill distill configs/imdb-cpu.yaml --set data.path=../shared/data/imdb \
         --set teacher.model=../shared/models/all-minilm-l6-v2 \
