@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
@@ -69,8 +70,6 @@ def quantize_onnx_int8(path: str | Path, out_path: str | Path, scope: str = "all
 
 def quantizable_op_types(path: str | Path) -> set[str]:
     """The op types of an ONNX graph that ``quantize_onnx_int8`` may quantize (Gather, MatMul, Gemm, Conv, …)."""
-    import onnx
-
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     return ops & {"Gather", "MatMul", "Gemm", "Conv", "LSTM", "GRU", "Attention"}
 
