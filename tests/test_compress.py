@@ -394,11 +394,45 @@ def test_deploy_ships_int8_that_keeps_the_labels(tiny_tokenizer, tmp_path, caplo
     directory = saved_cnn(tiny_tokenizer, tmp_path / "student")
     validation = random_sequences(vocab_size=len(tiny_tokenizer))
     with caplog.at_level("WARNING"):
-        made = deploy.deployables(deploy_config(0.99), directory, validation)
+        made = deploy.deployables(deploy_config(0.99), directory, validation, runs=3)
     check = made["int8"]
     assert check["shipped"] and check["agreement"] >= 0.99 and (directory / compress.ONNX_INT8_NAME).is_file()
     assert check["status"] == f"shipped (agreement {check['agreement']:.4f} >= 0.99)"
     assert not [r for r in caplog.records if r.levelname == "WARNING" and "int8" in r.getMessage()]
+
+
+def test_deploy_ships_the_int8_scope_that_keeps_the_labels(tiny_tokenizer, tmp_path):
+    """The int8-blind CNN loses its labels once the classifier is int8; int8 embeddings alone keep them."""
+    from textdistill import deploy
+
+    model = int8_blind(make("cnn", vocab_size=len(tiny_tokenizer)))
+    directory = saved_cnn(tiny_tokenizer, tmp_path / "student", model)
+    validation = random_sequences(vocab_size=len(tiny_tokenizer))
+    check = deploy.deployables(deploy_config(0.99), directory, validation, runs=3)["int8"]
+    variants = {row["name"]: row for row in check["variants"]}
+    assert set(variants) == {"pytorch float", "onnx float", *(f"onnx int8 ({s})" for s in compress.INT8_SCOPES)}
+    assert variants["onnx int8 (all)"]["agreement"] < 0.5 and variants["onnx int8 (no-conv)"]["agreement"] < 0.5
+    assert check["shipped"] and check["scope"] == "embedding" and check["agreement"] == 1.0
+    assert check["chosen"] in {"pytorch float", "onnx float", "onnx int8 (embedding)"}
+    assert all(row["latency_ms_p50"] > 0 and row["bytes"] > 0 for row in variants.values())
+    weights = dict(compress.onnx_initializers(directory / compress.ONNX_INT8_NAME))
+    assert any(a.dtype.itemsize == 1 and a.shape == (len(tiny_tokenizer), 12) for a in weights.values())  # table
+    classifier = tuple(model.classifier.weight.shape)
+    assert any(a.dtype == np.float32 and a.shape in (classifier, classifier[::-1]) for a in weights.values())
+
+
+def test_choose_variant_is_the_fastest_that_passes_and_the_smaller_of_a_tie():
+    from textdistill.deploy import choose_variant
+
+    rows = [
+        {"name": "float", "agreement": 1.0, "latency_ms_p50": 1.00, "bytes": 1200},
+        {"name": "int8 all", "agreement": 0.98, "latency_ms_p50": 0.50, "bytes": 300},
+        {"name": "int8 embedding", "agreement": 0.999, "latency_ms_p50": 1.03, "bytes": 400},
+        {"name": "int8 slow", "agreement": 1.0, "latency_ms_p50": 2.0, "bytes": 100},
+    ]
+    assert choose_variant(rows, 0.995)["name"] == "int8 embedding"  # within 5% of the fastest, and smaller
+    assert choose_variant(rows, 0.97)["name"] == "int8 all"
+    assert choose_variant(rows[1:2], 0.995) is None
 
 
 def test_deploy_refuses_int8_below_the_bar(tiny_tokenizer, tmp_path, caplog):
@@ -408,8 +442,10 @@ def test_deploy_refuses_int8_below_the_bar(tiny_tokenizer, tmp_path, caplog):
     directory = saved_cnn(tiny_tokenizer, tmp_path / "student", model)
     (directory / compress.ONNX_INT8_NAME).write_bytes(b"stale file from an earlier run")
     validation = random_sequences(vocab_size=len(tiny_tokenizer))
+    config = deploy_config(0.99)
+    config.compress.int8_scopes = ["all", "no-conv"]  # int8 classifiers: both lose the labels
     with caplog.at_level("WARNING"):
-        made = deploy.deployables(deploy_config(0.99), directory, validation)
+        made = deploy.deployables(config, directory, validation, runs=3)
     check = made["int8"]
     assert check["agreement"] < 0.5 and not check["shipped"]
     assert check["status"] == f"refused (agreement {check['agreement']:.4f} < 0.99)"

@@ -32,6 +32,7 @@ TINY_RUN = {
     "distill.epochs": "1",
     "distill.batch_size": "16",
     "compress.sparsities": "[0.5]",
+    "compress.vocabulary_min_count": "1",
     "bench.runs": "2",
     "bench.warmup": "1",
     "bench.batch_size": "4",
@@ -82,6 +83,10 @@ def test_run_writes_every_artifact(finished_run):
         "L1 unstructured (global)",
         "structured (smaller dense model)",
     }
+    deployed = metrics["compress"]["students"]["rnn-attention"]  # vocabulary-pruned deployable, int8 by measurement
+    assert deployed["vocabulary"]["bytes_after"] < deployed["vocabulary"]["bytes_before"]
+    assert (Path(deployed["deploy_dir"]) / "model.onnx").is_file() and deployed["int8_check"]["chosen"]
+    assert "rnn-attention vocabulary pruning" in results and "rnn-attention vocabulary-pruned" in results
 
 
 def test_second_run_does_no_work(finished_run, monkeypatch):

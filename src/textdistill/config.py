@@ -298,7 +298,12 @@ class CompressConfig:
 
     sparsities: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.5, 0.7, 0.9])  # pruning amounts swept
     quantize: bool = True  # ship model.int8.onnx (ONNX Runtime dynamic int8 of the ONNX export) if it passes the bar
-    int8_min_agreement: float = 0.99  # int8 must predict the float student's label on this share of validation
+    int8_min_agreement: float = 0.995  # int8 must predict the float student's label on this share of validation
+    # int8 variants measured (all ops / all but Conv / embedding tables only); the fastest that passes ships
+    int8_scopes: list[str] = field(default_factory=lambda: ["all", "no-conv", "embedding"])  # int8 variants to try
+    # The deployable (students/<tag>/deploy) keeps only the embedding rows of tokens seen this often in the
+    # training and unlabelled inputs; the other tokens read [UNK].
+    vocabulary_min_count: int | None = None  # vocabulary pruning: keep tokens seen this often in training (null: off)
     export_onnx: bool = True  # export to ONNX and check parity with ONNX Runtime
     onnx_opset: int = 17  # ONNX opset (17 or newer)
 
@@ -311,6 +316,14 @@ class CompressConfig:
             "set compress.quantize: false to skip int8",
         )
         _check(self.onnx_opset >= 17, "compress.onnx_opset must be 17 or newer")
+        _check(
+            bool(self.int8_scopes) and set(self.int8_scopes) <= {"all", "no-conv", "embedding"},
+            "compress.int8_scopes must be a non-empty list of: all, no-conv, embedding",
+        )
+        _check(
+            self.vocabulary_min_count is None or self.vocabulary_min_count >= 1,
+            "compress.vocabulary_min_count must be null or at least 1",
+        )
 
 
 @dataclass

@@ -9,29 +9,44 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from textdistill.bench import BenchEntry, bench_models, parameter_counts
+from textdistill.bench import (
+    BenchEntry,
+    bench_models,
+    bytes_on_disk,
+    fixed_length_batch,
+    parameter_counts,
+    serialized_bytes,
+    torch_threads,
+)
 from textdistill.cache import atomic_write_json, digest
 from textdistill.compress import (
+    INT8_SCOPES,
     ONNX_INT8_NAME,
     ONNX_NAME,
     OnnxModule,
+    compare_logits,
     export_onnx,
-    int8_check,
+    int8_scopes_for,
     l1_unstructured_prune,
     onnx_parity,
+    prune_vocabulary_by_counts,
     quantize_onnx_int8,
     structured_prune,
 )
 from textdistill.config import Config
 from textdistill.metrics import METRIC_NAMES, agreement, score
 from textdistill.pipeline import Prepared, student_inputs
-from textdistill.students.hub import Student, predict_logits
+from textdistill.students import StudentModule
+from textdistill.students.hub import WEIGHTS_NAME, Student, predict_logits
 from textdistill.teachers.transformer import load_teacher
 
 logger = logging.getLogger(__name__)
@@ -76,52 +91,206 @@ def pruning_sweep(model, sequences, labels, sparsities: list[float], pad_id: int
     return rows
 
 
-def deployables(config: Config, student_dir: Path, validation: list[np.ndarray]) -> dict[str, Any]:
-    """The ONNX export of one saved student and, if it passes the int8 bar, its ONNX int8 version.
+DEPLOY_DIR_NAME = "deploy"  # next to a student's model directory: its vocabulary-pruned deployable
+LATENCY_TIE = 0.05  # variants within 5% of the fastest batch-1 latency count as equally fast: the smaller wins
+PROBE_TEXTS = ["A gripping, beautifully acted film.", "Dull and far too long.", "Fine."] * 3
 
-    ``validation`` (the student's validation token ids) decides whether ``model.int8.onnx`` ships: see
-    ``ship_int8``. Returns {"student", "models": {"float": module}, "onnx_parity_max_abs_diff", "int8"} where
-    ``int8`` is ``ship_int8``'s record (None when not quantized).
+
+def deployables(
+    config: Config,
+    student_dir: Path,
+    validation: list[np.ndarray],
+    training: list[np.ndarray] | None = None,
+    runs: int = 100,
+) -> dict[str, Any]:
+    """The deployable form of one saved student: its vocabulary pruned (if configured), exported to ONNX and, if
+    an int8 version passes the bar, that ONNX int8 version.
+
+    With ``compress.vocabulary_min_count`` the student keeps the embedding rows of tokens seen that often in
+    ``training`` (its training and unlabelled token ids) and is saved to ``student_dir/../deploy``
+    (``pruned_deployable``); the ONNX files are written next to the deployable. ``validation`` (the student's
+    validation token ids) decides which int8 file ships: see ``ship_int8``. Returns {"student" (the
+    deployable), "directory", "models" ({"float": the trained student} plus "vocabulary-pruned"),
+    "onnx_parity_max_abs_diff", "int8" (``ship_int8``'s record, None when not quantized), "vocabulary"
+    (``pruned_deployable``'s record, None without pruning)}.
     """
 
     student = Student.from_pretrained(student_dir)
-    (student_dir / ONNX_INT8_NAME).unlink(missing_ok=True)  # a file from an earlier run is not this run's check
+    models: dict[str, Any] = {"float": student.model}
+    directory, vocabulary = student_dir, None
+    if config.compress.vocabulary_min_count is not None:
+        if training is None:
+            raise ValueError("compress.vocabulary_min_count needs the training token ids to count tokens in")
+        directory = student_dir.parent / DEPLOY_DIR_NAME
+        student, vocabulary = pruned_deployable(student, student_dir, training, config, directory)
+        models["vocabulary-pruned"] = student.model
+    (directory / ONNX_INT8_NAME).unlink(missing_ok=True)  # a file from an earlier run is not this run's check
     parity, int8 = None, None
     if config.compress.export_onnx:
         max_length = student.config["tokenization"]["max_length"]
-        onnx_path = export_onnx(student.model, student_dir / ONNX_NAME, config.compress.onnx_opset, max_length)
-        probe = student.sequences(["A gripping, beautifully acted film.", "Dull and far too long.", "Fine."] * 3)
-        parity = onnx_parity(student.model, onnx_path, probe, student.config["pad_id"])
+        onnx_path = export_onnx(student.model, directory / ONNX_NAME, config.compress.onnx_opset, max_length)
+        parity = onnx_parity(student.model, onnx_path, student.sequences(PROBE_TEXTS), student.config["pad_id"])
         if config.compress.quantize:
-            int8 = ship_int8(student, onnx_path, validation, config.compress.int8_min_agreement)
-    return {"student": student, "models": {"float": student.model}, "onnx_parity_max_abs_diff": parity, "int8": int8}
+            bar, scopes = config.compress.int8_min_agreement, tuple(config.compress.int8_scopes)
+            int8 = ship_int8(student, onnx_path, validation, bar, scopes=scopes, runs=runs)
+    return {
+        "student": student,
+        "directory": str(directory),
+        "models": models,
+        "onnx_parity_max_abs_diff": parity,
+        "int8": int8,
+        "vocabulary": vocabulary,
+    }
 
 
-def ship_int8(student, onnx_path: Path, validation: list[np.ndarray], min_agreement: float) -> dict[str, Any]:
-    """Quantize ``onnx_path`` to int8 and keep ``model.int8.onnx`` next to it only if it is good enough.
+def pruned_deployable(
+    student: Student, student_dir: Path, training: list[np.ndarray], config: Config, directory: Path
+) -> tuple[Student, dict[str, Any]]:
+    """The student with its vocabulary pruned to the tokens seen ``compress.vocabulary_min_count`` times in
+    ``training``, saved to ``directory``; returns it reloaded and ``prune_vocabulary_by_counts``'s record with
+    the weights file's ``bytes_before`` and ``bytes_after``."""
+    tokenizer = student.tokenizer
+    min_count = config.compress.vocabulary_min_count
+    assert min_count is not None
+    model = student.model
+    if not isinstance(model, StudentModule):
+        raise TypeError(f"vocabulary pruning needs a registered student, not {type(model).__name__}")
+    pruned, record = prune_vocabulary_by_counts(
+        model, training, min_count, tokenizer.all_special_ids, tokenizer.unk_token_id
+    )
+    Student(pruned, tokenizer, student.config).save_pretrained(directory)
+    deployable = Student.from_pretrained(directory)
+    record |= {
+        "directory": str(directory),
+        "bytes_before": bytes_on_disk(student_dir / WEIGHTS_NAME),
+        "bytes_after": bytes_on_disk(directory / WEIGHTS_NAME),
+    }
+    logger.info("vocabulary-pruned deployable: %s", record)
+    return deployable, record
 
-    The int8 model's predicted labels are compared with the float student's on ``validation``, here, on the
-    machine that deploys (int8 kernels differ between CPUs). Below ``min_agreement`` the file is deleted and a
-    warning says so. Returns ``int8_check``'s figures plus ``min_agreement``, ``shipped`` and ``status``
-    (``"shipped (agreement 0.9950 >= 0.99)"`` or ``"refused (agreement 0.9700 < 0.99)"``).
+
+def ship_int8(
+    student,
+    onnx_path: Path,
+    validation: list[np.ndarray],
+    min_agreement: float,
+    *,
+    scopes: tuple[str, ...] = tuple(INT8_SCOPES),
+    runs: int = 100,
+) -> dict[str, Any]:
+    """Quantize ``onnx_path`` to int8 in each of ``scopes`` (``INT8_SCOPES``: all ops, all but convolutions,
+    only the embedding tables), measure every variant here, and keep the best int8 one as ``model.int8.onnx``.
+
+    Each variant (PyTorch float, ONNX float, each int8 file) gets its label agreement with the float student
+    on ``validation`` and its batch-1 latency on one thread, on the machine that deploys (int8 kernels differ
+    between CPUs): ``measure_variants``. The int8 file that ships is ``choose_variant`` among the int8 files
+    whose agreement is at least ``min_agreement``: the fastest, the smaller of those within ``LATENCY_TIE``.
+    If none reaches the bar, no int8 file ships and a warning says so. ``chosen`` is the same choice among all
+    variants (float included): what to deploy on this machine. Returns the shipped (or, if refused, the
+    best-agreeing) int8 variant's ``int8_check`` figures plus ``scope``, ``min_agreement``, ``shipped``,
+    ``status`` (``"shipped (agreement 0.9950 >= 0.99)"`` or ``"refused (agreement 0.9700 < 0.99)"``),
+    ``variants`` (every measured row) and ``chosen`` (a variant name).
     """
 
-    path = quantize_onnx_int8(onnx_path, onnx_path.with_name(ONNX_INT8_NAME))
-    check = int8_check(student.model, path, validation, student.config["pad_id"])
-    shipped = check["agreement"] >= min_agreement
+    target = onnx_path.with_name(ONNX_INT8_NAME)
+    with tempfile.TemporaryDirectory(dir=onnx_path.parent) as scratch:
+        files = {
+            f"onnx int8 ({scope})": quantize_onnx_int8(onnx_path, Path(scratch) / f"{scope}.onnx", scope)
+            for scope in int8_scopes_for(onnx_path, scopes)
+        }
+        variants = measure_variants(student, onnx_path, files, validation, runs)
+        int8_rows = [row for row in variants if row["name"] in files]
+        best = choose_variant(int8_rows, min_agreement)
+        if best is not None:
+            Path(files[best["name"]]).replace(target)
+    chosen = choose_variant(variants, min_agreement)
+    shown = best or max(int8_rows, key=lambda row: row["agreement"])
+    shipped = best is not None
     relation = ">=" if shipped else "<"
-    status = f"{'shipped' if shipped else 'refused'} (agreement {check['agreement']:.4f} {relation} {min_agreement})"
+    status = f"{'shipped' if shipped else 'refused'} (agreement {shown['agreement']:.4f} {relation} {min_agreement})"
     if shipped:
-        logger.info("int8: %s on %d validation reviews: %s", status, len(validation), path)
+        logger.info("int8: %s on %d validation reviews: %s (%s)", status, len(validation), target, shown["name"])
     else:
-        path.unlink()
         logger.warning(
             "int8: %s on %d validation reviews: %s not shipped (compress.int8_min_agreement)",
             status,
             len(validation),
-            path,
+            target,
         )
-    return check | {"min_agreement": min_agreement, "shipped": shipped, "status": status}
+    figures = {key: shown[key] for key in ("agreement", "max_abs_diff", "relative_max_abs_diff")}
+    return figures | {
+        "scope": shown["scope"],
+        "min_agreement": min_agreement,
+        "shipped": shipped,
+        "status": status,
+        "variants": [{key: value for key, value in row.items() if key != "path"} for row in variants],
+        "chosen": None if chosen is None else chosen["name"],
+    }
+
+
+def measure_variants(
+    student, onnx_path: Path, int8_files: dict[str, Path], validation: list[np.ndarray], runs: int
+) -> list[dict[str, Any]]:
+    """One row per variant: ``name``, ``scope`` (int8 ops, None for float), ``bytes`` (its file),
+    ``compare_logits`` figures against the float student on ``validation`` and ``latency_ms_p50`` (batch 1, one
+    thread, a validation review at the student's input length; the best of 3 interleaved rounds of ``runs``
+    calls, so a burst of load on a shared machine does not decide)."""
+    pad = student.config["pad_id"]
+    reference = predict_logits(student.model, validation, pad)
+    weights = onnx_path.parent / WEIGHTS_NAME  # the deployable's directory (absent: the in-memory size)
+    modules: dict[str, tuple[Any, Path, str | None]] = {
+        "pytorch float": (student.model, weights, None),
+        "onnx float": (OnnxModule(onnx_path, num_threads=1), onnx_path, None),
+    }
+    for name, path in int8_files.items():
+        modules[name] = (OnnxModule(path, num_threads=1), path, name.split("(")[1].rstrip(")"))
+    rows: list[dict[str, Any]] = []
+    for name, (module, path, scope) in modules.items():
+        logits = reference if module is student.model else predict_logits(module, validation, pad)
+        rows.append(
+            {"name": name, "scope": scope, "bytes": _bytes(module, path), "path": path}
+            | compare_logits(reference, logits)
+        )
+    single = fixed_length_batch(validation, student.token_settings.max_length, 1, pad)
+    latencies = batch1_latencies({name: entry[0] for name, entry in modules.items()}, single, runs)
+    for row in rows:
+        row["latency_ms_p50"] = latencies[row["name"]]
+    logger.info("deploy variants: %s", [(r["name"], r["agreement"], r["latency_ms_p50"], r["bytes"]) for r in rows])
+    return rows
+
+
+def _bytes(module: Any, path: Path) -> int:
+    return bytes_on_disk(path) if path.is_file() else serialized_bytes(module)
+
+
+def batch1_latencies(modules: dict[str, Any], single, runs: int, rounds: int = 3) -> dict[str, float]:
+    """Median batch-1 milliseconds of each module on one thread: the lowest of ``rounds`` interleaved rounds."""
+    best = dict.fromkeys(modules, float("inf"))
+    with torch_threads(1), torch.inference_mode():
+        for _ in range(rounds):
+            for name, module in modules.items():
+                for _ in range(min(10, runs)):  # warm-up
+                    module(*single)
+                seconds = []
+                for _ in range(runs):
+                    start = time.perf_counter()
+                    module(*single)
+                    seconds.append(time.perf_counter() - start)
+                best[name] = min(best[name], float(np.median(seconds)) * 1000.0)
+    return best
+
+
+def choose_variant(rows: list[dict[str, Any]], min_agreement: float) -> dict[str, Any] | None:
+    """The fastest row (``latency_ms_p50``) with ``agreement >= min_agreement``; rows within ``LATENCY_TIE`` of
+    it count as equally fast and the smallest (``bytes``) of them wins. None if no row reaches the bar."""
+    passing = [row for row in rows if row["agreement"] >= min_agreement]
+    if not passing:
+        return None
+    fastest = min(row["latency_ms_p50"] for row in passing)
+    return min(
+        (row for row in passing if row["latency_ms_p50"] <= fastest * (1 + LATENCY_TIE)),
+        key=lambda row: (row["bytes"], row["latency_ms_p50"]),
+    )
 
 
 def evaluate_variants(variants: dict[str, Any], sequences, labels, teacher, pad_id: int, directory: Path):
@@ -159,7 +328,10 @@ def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], bes
     """Pruning sweep of the main student (validation), and ONNX/int8 versions of the main and best students.
 
     Each student's ``int8`` entry records whether its int8 file shipped, e.g. ``"refused (agreement 0.9700 <
-    0.99)"``, and ``int8_check`` the measured figures (validation split, this machine).
+    0.99)"``, and ``int8_check`` the measured figures (validation split, this machine: every variant's
+    agreement, batch-1 latency and bytes, and the one ``chosen``). With ``compress.vocabulary_min_count``,
+    ``vocabulary`` records the pruned deployable (rows kept, weight bytes before and after) and
+    ``deploy_dir`` where it and its ONNX files are.
     """
 
     out = Path(config.out_dir) / "compress"
@@ -181,11 +353,13 @@ def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], bes
     result: dict[str, Any] = {"key": key, "sweep": sweep, "students": {}}
     for summary in {main["tag"]: main, best["tag"]: best}.values():
         length = summary["tokens"]["max_length"]
-        made = deployables(config, Path(summary["model_dir"]), student_inputs(config, prepared, "validation", length))
+        validation = student_inputs(config, prepared, "validation", length)
+        training = training_inputs(config, prepared, length) if config.compress.vocabulary_min_count else None
+        made = deployables(config, Path(summary["model_dir"]), validation, training, config.bench.runs)
         test = student_inputs(config, prepared, "test", length)
         teacher = None if logits is None else logits["test"]
         scores = evaluate_variants(
-            made["models"], test, prepared.dataset.test.labels, teacher, pad, Path(summary["model_dir"])
+            made["models"], test, prepared.dataset.test.labels, teacher, pad, Path(made["directory"])
         )
         int8 = made["int8"]
         result["students"][summary["tag"]] = {
@@ -193,9 +367,18 @@ def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], bes
             "onnx_parity": made["onnx_parity_max_abs_diff"],
             "int8": "not made" if int8 is None else int8["status"],
             "int8_check": int8,
+            "vocabulary": made["vocabulary"],
+            "deploy_dir": made["directory"],
         }
     write_json(path, result)
     return result
+
+
+def training_inputs(config: Config, prepared: Prepared, length: int) -> list[np.ndarray]:
+    """A student's input ids of the training split and, when the data has one, the unlabelled (transfer) split:
+    the texts whose tokens vocabulary pruning counts."""
+    splits = ["train"] + (["unlabelled"] if "unlabelled" in prepared.encoded else [])
+    return [row for split in splits for row in student_inputs(config, prepared, split, length)]
 
 
 def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries, compressed) -> list[dict[str, Any]]:
@@ -218,9 +401,14 @@ def bench_stage(config: Config, prepared: Prepared, teacher_model_dir, summaries
             continue
         if summary is summaries[0]:
             planned += [(entry, lengths) for entry in _pruned_entries(summary["tag"], student.model)]
+        deploy_dir = Path(compressed["students"][summary["tag"]].get("deploy_dir") or directory)
+        if deploy_dir != directory:
+            pruned = Student.from_pretrained(deploy_dir).model
+            entry = BenchEntry(f"{summary['tag']} vocabulary-pruned", pruned, path=deploy_dir / WEIGHTS_NAME)
+            planned.append((entry, lengths))
         for suffix, file in (("onnx", ONNX_NAME), ("onnx int8", ONNX_INT8_NAME)):
-            if (directory / file).is_file():
-                planned.append((BenchEntry(f"{summary['tag']} {suffix}", directory / file), lengths))
+            if (deploy_dir / file).is_file():
+                planned.append((BenchEntry(f"{summary['tag']} {suffix}", deploy_dir / file), lengths))
     longest = max(length for _, lengths in planned for length in lengths)
     reviews = student_inputs(config, prepared, "test", longest)[:256]
     pad = prepared.tokenizer.pad_token_id

@@ -333,6 +333,9 @@ def _bench_pick(bench: list[dict[str, Any]], model: str, length: int, single_thr
     return {}
 
 
+_DEPLOY_VARIANTS = (("vocabulary-pruned", "vocabulary-pruned"), ("onnx", "onnx"), ("onnx-int8", "onnx int8"))
+
+
 def _report_rows(config: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """One results-table row per model: test quality and efficiency at the model's own input length."""
     rows = []
@@ -356,9 +359,9 @@ def _report_rows(config: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
         )
         compressed = metrics["compress"]["students"].get(summary["tag"], {})
         scores = dict(compressed.get("scores", {}))
-        if compressed.get("onnx_parity") is not None:
-            scores["onnx"] = scores["float"]  # float ONNX = the float student within the parity bound
-        for variant, name in (("onnx", "onnx"), ("onnx-int8", "onnx int8")):
+        if compressed.get("onnx_parity") is not None:  # float ONNX = the exported student within the parity bound
+            scores["onnx"] = scores.get("vocabulary-pruned", scores.get("float"))
+        for variant, name in _DEPLOY_VARIANTS:
             if variant in scores:
                 s = scores[variant]
                 rows.append(
@@ -403,12 +406,26 @@ def _learning_curves(metrics: dict[str, Any]) -> dict[str, list[dict[str, float]
 
 
 def _int8_notes(compressed: dict[str, Any]) -> list[str]:
-    """Whether each student's ONNX int8 file shipped: it must agree with the float student on validation."""
-    return [
-        f"{tag} ONNX int8: {entry['int8']} (agreement with the float student on validation)"
-        for tag, entry in compressed["students"].items()
-        if "int8" in entry
-    ]
+    """Whether each student's ONNX int8 file shipped (it must agree with the float student on validation), which
+    variant the measurement chose, and the vocabulary pruning's sizes."""
+    notes = []
+    for tag, entry in compressed["students"].items():
+        if "int8" in entry:
+            notes.append(f"{tag} ONNX int8: {entry['int8']} (agreement with the float student on validation)")
+        check = entry.get("int8_check") or {}
+        if check.get("chosen"):
+            notes.append(
+                f"{tag} deployable: {check['chosen']} (fastest at batch 1 on one thread here among the variants that "
+                f"agree with the float student on validation; int8 file: {check['scope']} ops quantized)"
+            )
+        vocabulary = entry.get("vocabulary")
+        if vocabulary:
+            notes.append(
+                f"{tag} vocabulary pruning (tokens seen >= {vocabulary['min_count']} times): "
+                f"{vocabulary['kept_rows']:,} of {vocabulary['vocab_size']:,} embedding rows kept; weights "
+                f"{vocabulary['bytes_before'] / 1e6:.2f} MB -> {vocabulary['bytes_after'] / 1e6:.2f} MB"
+            )
+    return notes
 
 
 def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Compress a trained student: prune (``prune``), export and run ONNX (``onnx``), quantize to int8 (``quantize``).
+"""Compress a trained student: prune (``prune``), prune its vocabulary (``vocabulary``), export and run ONNX
+(``onnx``), quantize to int8 (``quantize``).
 
 Compression never names a student class: structured pruning and export go through the hooks every registered
 student provides (``shrunk``, ``exportable``, ``onnx_exporter``: see ``textdistill.students.StudentModule``).
@@ -25,36 +26,52 @@ from textdistill.compress.prune import (
     zero_masks,
 )
 from textdistill.compress.quantize import (
+    INT8_SCOPES,
     ONNX_INT8_NAME,
     LogitsOnly,
     OnnxSequenceClassifier,
     compare_logits,
     export_classifier_int8,
     int8_check,
+    int8_scopes_for,
     quantize_onnx_int8,
+)
+from textdistill.compress.vocabulary import (
+    id_map_for,
+    kept_token_ids,
+    prune_vocabulary,
+    prune_vocabulary_by_counts,
+    token_counts,
 )
 
 __all__ = [
     "INPUT_NAMES",
+    "INT8_SCOPES",
+    "LogitsOnly",
     "ONNX_INT8_NAME",
     "ONNX_NAME",
     "ONNX_PARITY_TOLERANCE",
     "OUTPUT_NAME",
-    "LogitsOnly",
     "OnnxModule",
     "OnnxSequenceClassifier",
     "compare_logits",
     "export_classifier_int8",
     "export_onnx",
     "finetune_after_pruning",
+    "id_map_for",
     "int8_check",
+    "int8_scopes_for",
+    "kept_token_ids",
     "l1_unstructured_prune",
     "load_onnx_student",
     "onnx_initializers",
     "onnx_parity",
     "prunable_weights",
+    "prune_vocabulary",
+    "prune_vocabulary_by_counts",
     "quantize_onnx_int8",
     "sparsity_report",
     "structured_prune",
+    "token_counts",
     "zero_masks",
 ]

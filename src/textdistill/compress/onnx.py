@@ -96,7 +96,10 @@ def export_onnx(
         raise ValueError(f"exporter must be 'torchscript' or 'dynamo', got {exporter!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pad_id = getattr(model.embedding, "padding_idx", None) or 0
+    if isinstance(model, StudentModule):
+        pad_id = model.input_vocabulary()[1]
+    else:
+        pad_id = getattr(getattr(model, "embedding", None), "padding_idx", None) or 0
     was_training = model.training
     try:
         with torch.no_grad():

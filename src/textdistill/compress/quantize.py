@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
@@ -27,9 +28,16 @@ from textdistill.students.hub import predict_logits
 logger = logging.getLogger(__name__)
 
 ONNX_INT8_NAME = "model.int8.onnx"
+# Which ops an int8 file quantizes: everything ONNX Runtime can, everything but convolutions (its int8 Conv
+# kernels can lose to float ones), or only embedding tables (Gather): the deploy stage measures each.
+INT8_SCOPES: dict[str, tuple[str, ...] | None] = {
+    "all": None,
+    "no-conv": ("Gather", "MatMul", "Gemm", "LSTM", "Attention"),
+    "embedding": ("Gather",),
+}
 
 
-def quantize_onnx_int8(path: str | Path, out_path: str | Path) -> Path:
+def quantize_onnx_int8(path: str | Path, out_path: str | Path, scope: str = "all") -> Path:
     """Dynamic int8 quantization of an ONNX file with ``onnxruntime.quantization.quantize_dynamic``; returns it.
 
     Weights of MatMul/Gemm, Conv, LSTM and Gather (the embedding table) become int8; activations are quantized
@@ -39,7 +47,14 @@ def quantize_onnx_int8(path: str | Path, out_path: str | Path) -> Path:
     with full-range weights (255 · 127 · 2 > 32767): that moved the test CNN's logits by 12% of their scale on
     such a machine; with 7-bit weights no pair can overflow, on any CPU. Expect logits to move by 1–2% of their
     scale and a few near-tie predictions to flip: measure it with ``int8_check``.
+
+    ``scope`` (a key of ``INT8_SCOPES``) limits the quantized ops: ``"no-conv"`` keeps convolutions float,
+    ``"embedding"`` quantizes only the embedding tables (integer tables, such as a pruned vocabulary's
+    ``id_map``, are never quantized).
     """
+    if scope not in INT8_SCOPES:
+        raise ValueError(f"int8 scope must be one of {sorted(INT8_SCOPES)}, got {scope!r}")
+    op_types = INT8_SCOPES[scope]
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     quantize_dynamic(
@@ -48,8 +63,26 @@ def quantize_onnx_int8(path: str | Path, out_path: str | Path) -> Path:
         weight_type=QuantType.QInt8,
         per_channel=True,  # a 6-layer BERT's int8 logit error fell 3.5-fold (students: about the same)
         reduce_range=True,
+        op_types_to_quantize=None if op_types is None else list(op_types),
     )
     return out_path
+
+
+def quantizable_op_types(path: str | Path) -> set[str]:
+    """The op types of an ONNX graph that ``quantize_onnx_int8`` may quantize (Gather, MatMul, Gemm, Conv, …)."""
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    return ops & {"Gather", "MatMul", "Gemm", "Conv", "LSTM", "GRU", "Attention"}
+
+
+def int8_scopes_for(path: str | Path, scopes: tuple[str, ...] = tuple(INT8_SCOPES)) -> list[str]:
+    """The ``scopes`` that quantize different op sets of this graph (e.g. ``no-conv`` only if it has Conv)."""
+    present, seen, kept = quantizable_op_types(path), set(), []
+    for scope in scopes:
+        ops = frozenset(present if INT8_SCOPES[scope] is None else present & set(INT8_SCOPES[scope] or ()))
+        if ops and ops not in seen:
+            seen.add(ops)
+            kept.append(scope)
+    return kept
 
 
 def compare_logits(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:

@@ -6,6 +6,7 @@ imports every student module so that each registers itself.
 
 from textdistill.students import cnn, ngram_bag, rnn_attention, transformer  # noqa: F401  (they register)
 from textdistill.students.registry import (
+    PrunedEmbedding,
     StudentModule,
     build_arch,
     build_student,
@@ -21,6 +22,7 @@ from textdistill.students.registry import (
 )
 
 __all__ = [
+    "PrunedEmbedding",
     "StudentModule",
     "build_arch",
     "build_student",

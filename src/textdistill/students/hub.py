@@ -9,6 +9,10 @@ resolved arch, sizes, label mapping, tokenisation settings), ``model.safetensors
 values and a tokenizer with more tokens than the embedding has rows, so a damaged or mixed-up directory is a
 ValueError rather than a model that silently answers differently. Directories saved before these keys existed
 load with a warning.
+
+A student whose vocabulary was pruned (``compress.prune_vocabulary``) also records ``"vocabulary": {"rows",
+"pad_row", "min_count"}``: it is rebuilt with a ``PrunedEmbedding`` of that many rows before its weights (the
+``id_map`` among them) are read. ``vocab_size`` stays the tokenizer's: the student reads the tokenizer's ids.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from torch import nn
 from textdistill import __version__
 from textdistill.cache import atomic_write_bytes, atomic_write_text
 from textdistill.inference import predict_logits
-from textdistill.students import build_student, count_parameters
+from textdistill.students import PrunedEmbedding, StudentModule, build_student, count_parameters
 from textdistill.tokens import (
     SpecialIds,
     TokenSettings,
@@ -47,6 +51,7 @@ CARD_NAME = "README.md"
 _ALIASES_KEY = "textdistill_aliases"
 WEIGHTS_CHECKSUM_KEY = "weights_sha256"
 TOKENIZER_FINGERPRINT_KEY = "tokenizer_fingerprint"
+VOCABULARY_KEY = "vocabulary"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -172,7 +177,8 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any] | None, card_extr
         f" from a BERT-family teacher. Labels: {labels}.",
         "",
         f"- parameters: {config['num_parameters']:,}",
-        f"- vocabulary: {config['vocab_size']:,} WordPiece tokens (the teacher's tokenizer, saved alongside)",
+        f"- vocabulary: {config['vocab_size']:,} WordPiece tokens (the teacher's tokenizer, saved alongside)"
+        + _pruned_note(config),
         f"- input: up to {tokens['max_length']} tokens, truncation `{tokens['truncation']}`"
         f" (head fraction {tokens['head_fraction']})",
         f"- architecture: `{json.dumps(config['arch'], sort_keys=True)}`",
@@ -194,6 +200,24 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any] | None, card_extr
         "",
     ]
     return "\n".join(lines)
+
+
+def _pruned_note(config: dict[str, Any]) -> str:
+    pruned = config.get(VOCABULARY_KEY)
+    if not pruned:
+        return ""
+    return (
+        f"; {pruned['rows']:,} embedding rows kept (tokens seen >= {pruned['min_count']} times), the rest read [UNK]"
+    )
+
+
+def vocabulary_record(model: nn.Module) -> dict[str, int] | None:
+    """``{"rows", "pad_row", "min_count"}`` of a student with a pruned vocabulary, else None."""
+    embedding = getattr(model, "embedding", None)
+    if not isinstance(embedding, PrunedEmbedding):
+        return None
+    pad_row = embedding.padding_idx if embedding.padding_idx is not None else 0
+    return {"rows": embedding.num_embeddings, "pad_row": pad_row, "min_count": embedding.min_count}
 
 
 def student_config(
@@ -218,7 +242,7 @@ def student_config(
         "id2label": {str(i): label for i, label in enumerate(label_names)},
         "label2id": {label: i for i, label in enumerate(label_names)},
         "tokenization": tokens.to_dict(),
-    }
+    } | ({VOCABULARY_KEY: vocabulary} if (vocabulary := vocabulary_record(model)) else {})
 
 
 def save_student(
@@ -352,6 +376,13 @@ def check_texts(texts: list[str]) -> None:
         raise ValueError("; ".join(problems[:5]) + more)
 
 
+def _use_pruned_vocabulary(model: nn.Module, vocabulary: dict[str, Any]) -> None:
+    """Give a freshly built student the ``PrunedEmbedding`` that ``config.json``'s ``vocabulary`` describes."""
+    if not isinstance(model, StudentModule):
+        raise ValueError(f"{type(model).__name__} cannot hold a pruned vocabulary")
+    model.with_pruned_vocabulary(int(vocabulary["rows"]), int(vocabulary["pad_row"]), int(vocabulary["min_count"]))
+
+
 class Student:
     """A loaded student: ``model`` (eval mode), ``tokenizer``, ``label_names`` and the saved ``config`` dict."""
 
@@ -371,6 +402,8 @@ class Student:
             model = build_student(
                 config["student"], config["arch"], config["vocab_size"], config["num_labels"], pad_id=config["pad_id"]
             )
+            if VOCABULARY_KEY in config:
+                _use_pruned_vocabulary(model, config[VOCABULARY_KEY])
         except (KeyError, ValueError) as error:
             raise ValueError(f"{directory / CONFIG_NAME} does not describe a valid student: {error!s}") from error
         warn_if_unverifiable(config, directory)

@@ -17,6 +17,10 @@ Compression hooks (``textdistill.compress`` calls these and never names a studen
   right-padded inputs (up to float rounding). Default: the student itself.
 - ``onnx_exporter``: ``"torchscript"`` (the legacy tracer, the default) or ``"dynamo"`` (torch.export), for a
   student the tracer cannot export faithfully.
+- ``with_pruned_vocabulary(rows, pad_row, min_count)``: swap ``embedding`` for a ``PrunedEmbedding`` of ``rows``
+  rows that maps the tokenizer's ids to them itself (``textdistill.compress.prune_vocabulary`` fills it; loading a
+  saved pruned student calls it before reading the weights). Inputs stay the tokenizer's ids, so every
+  inference path (PyTorch, ONNX, ``predict``, ``serve``, ``bench``) applies the mapping without code of its own.
 """
 
 from __future__ import annotations
@@ -36,6 +40,32 @@ ModuleType = TypeVar("ModuleType", bound=type[nn.Module])
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
 
+class PrunedEmbedding(nn.Embedding):
+    """An embedding that keeps only some rows of a vocabulary: ``id_map`` sends every token id to its kept row.
+
+    ``id_map`` (vocab_size,) int32 is a buffer, saved with the weights and exported to ONNX as one more Gather
+    in front of the table's: ``forward(ids) = weight[id_map[ids]]``. A dropped token's entry points at the
+    ``[UNK]`` row, so it reads exactly what ``[UNK]`` reads. ``weight`` is (rows, embedding_dim);
+    ``padding_idx`` is the padding token's row (``pad_row``); ``min_count`` records the pruning threshold.
+    """
+
+    id_map: torch.Tensor
+
+    def __init__(self, vocab_size: int, rows: int, embedding_dim: int, pad_row: int, min_count: int = 1) -> None:
+        super().__init__(rows, embedding_dim, padding_idx=pad_row)
+        self.min_count = min_count
+        self.register_buffer("id_map", torch.zeros(vocab_size, dtype=torch.int32))
+
+    @property
+    def vocab_size(self) -> int:
+        """How many token ids the input may hold (the tokenizer's vocabulary): ``len(id_map)``."""
+        return int(self.id_map.numel())
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002  (nn.Embedding's argument name)
+        """input (...) int64 token ids of the full vocabulary → (..., embedding_dim) rows of the kept table."""
+        return super().forward(self.id_map[input])
+
+
 class StudentModule(nn.Module):
     """Base class of every registered student: the shared attributes and the compression hooks (see above)."""
 
@@ -52,14 +82,34 @@ class StudentModule(nn.Module):
         """The module ONNX export traces: the student itself unless it overrides this."""
         return self
 
+    def with_pruned_vocabulary(self, rows: int, pad_row: int, min_count: int = 1) -> StudentModule:
+        """Replace ``embedding`` (in place) by a ``PrunedEmbedding`` of ``rows`` rows over the same token ids, with
+        an all-zero ``id_map`` for the caller to fill (or to load); returns the student."""
+        embedding = self.embedding
+        vocab_size = embedding.vocab_size if isinstance(embedding, PrunedEmbedding) else embedding.num_embeddings
+        self.embedding = PrunedEmbedding(vocab_size, rows, embedding.embedding_dim, pad_row, min_count)
+        return self
+
+    def input_vocabulary(self) -> tuple[int, int]:
+        """(vocabulary size, padding id) of the token ids this student reads (the tokenizer's, pruned or not)."""
+        embedding = self.embedding
+        if isinstance(embedding, PrunedEmbedding):
+            pad_row = embedding.padding_idx
+            pad_id = int(torch.nonzero(embedding.id_map == pad_row)[0, 0]) if pad_row is not None else 0
+            return embedding.vocab_size, pad_id
+        return embedding.num_embeddings, embedding.padding_idx if embedding.padding_idx is not None else 0
+
     def rebuilt(self, config: Any, state: dict[str, torch.Tensor]) -> nn.Module:
         """A new student of this class built from ``config`` and loaded (strictly) with copies of ``state``.
 
-        Same vocabulary, labels, padding id and train/eval mode as this one: what ``shrunk`` returns.
+        Same vocabulary (pruned or not), labels, padding id and train/eval mode as this one: what ``shrunk``
+        returns.
         """
-        pad_id = self.embedding.padding_idx if self.embedding.padding_idx is not None else 0
-        vocab_size, num_labels = self.embedding.num_embeddings, self.classifier.out_features
-        smaller = type(self)(config, vocab_size=vocab_size, num_labels=num_labels, pad_id=pad_id)
+        vocab_size, pad_id = self.input_vocabulary()
+        smaller = type(self)(config, vocab_size=vocab_size, num_labels=self.classifier.out_features, pad_id=pad_id)
+        embedding = self.embedding
+        if isinstance(embedding, PrunedEmbedding):
+            smaller.with_pruned_vocabulary(embedding.num_embeddings, embedding.padding_idx or 0, embedding.min_count)
         smaller.load_state_dict({name: tensor.clone() for name, tensor in state.items()})
         return smaller.train(self.training)
 
