@@ -195,6 +195,23 @@ def data_section(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def per_label_section(models: dict[str, dict[str, Any]], label_names: list[str]) -> list[str]:
+    """Markdown lines: per label (one-vs-rest) test precision, recall, F1 and support of each model that has them
+    (``models``: {model name: its test scores with ``per_label``})."""
+    lines: list[str] = []
+    for name, scores in models.items():
+        per_label = scores.get("per_label")
+        if not per_label:
+            continue
+        lines += [f"## Per label on test: {name}", "", "| label | precision | recall | F1 | support |"]
+        lines.append("| --- | --- | --- | --- | --- |")
+        for index, label in enumerate(label_names):
+            cells = [f"{per_label[key][index]:.4f}" for key in ("precision", "recall", "f1")]
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {per_label['support'][index]:,} |")
+        lines.append("")
+    return lines
+
+
 TEACHER_COLUMNS = [("accuracy", "{:.4f}"), ("macro_f1", "{:.4f}"), ("nll", "{:.4f}"), ("ece", "{:.4f}")]
 
 
@@ -367,6 +384,8 @@ def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any
     data_json = Path(config.out_dir) / "data.json"  # written by the run's data stage
     sections = data_section(json.loads(data_json.read_text(encoding="utf-8"))) if data_json.is_file() else []
     sections += teachers_section(teachers) if teachers is not None else []
+    per_label = {"teacher": metrics["teacher"]["test_metrics"]} if metrics["teacher"] else {}
+    sections += per_label_section(per_label | {f"student {best['tag']}": best["test"]}, label_names)
     write_report(
         Path(config.out_dir),
         rows,
