@@ -513,7 +513,7 @@ def load_dataset(config: DataConfig) -> Dataset:
         frames[name], dropped[name] = clean_rows(frame, name, config)
     task = detect_task(frames["train"][config.label_column], config)
     names = training_label_names(frames["train"][config.label_column], config, class_names, task)
-    splits = {
+    splits: dict[str, Split] = {
         name: _labelled_split(frames[name], name, config, names, class_names, task)
         for name in ("train", "validation", "test")
         if name in frames
