@@ -134,7 +134,7 @@ def test_run_distills_label_sets_end_to_end(multi_label_run):
     assert int8["int8"].startswith(("shipped", "refused")) and int8["int8_check"]["agreement"] >= 0.9
 
 
-def test_saved_student_predicts_label_sets_in_python_onnx_and_http(multi_label_run):
+def test_saved_student_predicts_label_sets_in_python_onnx_and_http(multi_label_run, capsys):
     from fastapi.testclient import TestClient
 
     from textdistill import Student
@@ -157,6 +157,12 @@ def test_saved_student_predicts_label_sets_in_python_onnx_and_http(multi_label_r
     answer = TestClient(create_app(student)).post("/predict", json={"texts": texts}).json()
     assert [p["labels"] for p in answer["predictions"]] == [p["labels"] for p in predictions]
     assert "label" not in answer["predictions"][0] and len(answer["predictions"][0]["probabilities"]) == 4
+    from textdistill.cli import main
+
+    capsys.readouterr()
+    assert main(["predict", str(model_dir), *texts]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["labels"] for r in records] == [p["labels"] for p in predictions]
 
 
 def test_python_api_distills_label_sets_from_given_logits(tmp_path):
