@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--task", action="append", choices=sorted(PRESETS), required=True)
     parser.add_argument("--shared", default="../shared", help="folder with data/<task> and models/all-minilm-l6-v2")
     parser.add_argument("--set", action="append", default=[], help="extra dotted overrides for every run")
+    parser.add_argument("--suffix", default="", help="recorded under '<task><suffix>' (a variant of a preset)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from textdistill.workflow import run
@@ -153,7 +154,7 @@ def main() -> None:
         entry["linear_baseline"] = linear_baseline(dataset)
         entry["command"] = f"textdistill run {PRESETS[task]} " + " ".join(f"--set {o}" for o in overrides + args.set)
         entry["run_dir"] = config.out_dir
-        result["tasks"][task] = entry
+        result["tasks"][task + args.suffix] = entry
         logging.info("%s: %s", task, json.dumps({k: entry[k] for k in ("teacher", "best_student")}, default=str))
     result["machine"] = machine()
     result["script"] = "python " + " ".join(sys.argv)

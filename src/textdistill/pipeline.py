@@ -725,10 +725,11 @@ def student_stage(
     )
     pad = prepared.tokenizer.pad_token_id
     thresholds = student_thresholds(model, validation, prepared, pad)
+    teacher_cut = teacher_thresholds(prepared, logits)
     test_data = _distill_data(config, prepared, "test", logits, length)
     test_logits = predict_logits(model, test_data.sequences, pad)
     test = score_logits(
-        test_logits, test_data.labels, test_data.teacher_logits, thresholds, teacher_thresholds(prepared, logits), True
+        test_logits, test_data.labels, test_data.teacher_logits, thresholds, teacher_cut, True
     ).to_dict()
     summary = {
         "tag": plan.tag,
@@ -740,7 +741,10 @@ def student_stage(
         "train_examples": len(train),
         "test": test,
         **(
-            {"validation": _validation_scores(model, validation, thresholds, pad), "thresholds": thresholds.to_dict()}
+            {
+                "validation": _validation_scores(model, validation, thresholds, teacher_cut, pad),
+                "thresholds": thresholds.to_dict(),
+            }
             if thresholds
             else {}
         ),
@@ -777,10 +781,13 @@ def student_thresholds(model, validation: DistillData, prepared: Prepared, pad: 
     return choose_thresholds(logits, validation.labels)
 
 
-def _validation_scores(model, validation: DistillData, thresholds: Thresholds | None, pad: int) -> dict[str, Any]:
-    """Validation scores at the chosen thresholds (a multi-label student is selected by their macro F1)."""
+def _validation_scores(
+    model, validation: DistillData, thresholds: Thresholds | None, teacher: Thresholds | None, pad: int
+) -> dict[str, Any]:
+    """Validation scores at the chosen thresholds (a multi-label student is selected by their macro F1); agreement
+    with the teacher's label sets at the teacher's own thresholds."""
     logits = predict_logits(model, validation.sequences, pad)
-    return score_logits(logits, validation.labels, validation.teacher_logits, thresholds).to_dict()
+    return score_logits(logits, validation.labels, validation.teacher_logits, thresholds, teacher).to_dict()
 
 
 def _clear_stale_training(train_dir: Path, key: str) -> None:
