@@ -3,7 +3,9 @@
 Runs `textdistill data` once (tokens and Word2Vec, cached), then `textdistill distill` for every (variant, seed)
 with one torch thread per process, `--jobs` at a time, each in runs/seeds/<name>/<variant>-<seed>. Every variant
 gets the same --set overrides plus its own; the student is chosen on validation by early stopping, and the test
-set is scored once per trained model. Writes benchmarks/results/student_seeds_<name>.json.
+set is scored once per trained model. Then every student (and, with --teacher-dir, the teacher once) is scored on
+the robustness checks built from validation (``textdistill.robustness``). Writes
+benchmarks/results/student_seeds_<name>.json.
 
     PYTHONPATH=src python benchmarks/student_seeds.py --name cnn-v2 \\
         --set teacher.logits_dir=benchmarks/results/teacher_logits_v2 --set student.name=cnn \\
@@ -28,6 +30,7 @@ from typing import Any
 from _common import machine, write_result
 
 SCORES = ("test_accuracy", "test_macro_f1", "test_agreement", "validation_accuracy")
+CHECKS = {"negation": "flip: negation", "antonym": "flip: antonym", "slice": "slice", "invariance": "invariance"}
 
 
 def textdistill(command: str, config: str, overrides: list[str], log: Path) -> None:
@@ -41,10 +44,15 @@ def textdistill(command: str, config: str, overrides: list[str], log: Path) -> N
         subprocess.run(arguments, check=True, stdout=stream, stderr=subprocess.STDOUT, env=env)
 
 
+def student_summary(run_dir: Path) -> dict[str, Any]:
+    """The summary.json of the one student of a finished distill run."""
+    (path,) = sorted(run_dir.glob("students/*/summary.json"))
+    return json.loads(path.read_text())
+
+
 def record(run_dir: Path) -> dict[str, Any]:
     """The scores of the one student of a finished distill run."""
-    (path,) = sorted(run_dir.glob("students/*/summary.json"))
-    summary = json.loads(path.read_text())
+    summary = student_summary(run_dir)
     return {
         "test_accuracy": summary["test"]["accuracy"],
         "test_macro_f1": summary["test"]["macro_f1"],
@@ -52,8 +60,35 @@ def record(run_dir: Path) -> dict[str, Any]:
         "validation_accuracy": summary["training"]["best_val_accuracy"],
         "best_epoch": summary["training"]["best_epoch"],
         "train_wall_seconds": summary["training"]["wall_seconds"],
-        "robustness": summary.get("robustness"),
     }
+
+
+def robustness_scores(config_path: str, runs: list[tuple[list[str], Path]], teacher_dir: Path | None) -> dict:
+    """Each run's student (and the teacher, once) on the robustness checks: {run_dir or "teacher": [check rows]}.
+
+    ``runs`` holds each run's overrides and directory; the checks come from the validation split, the same for all.
+    """
+    from textdistill.config import load_config
+    from textdistill.pipeline import prepare_data, robustness_stage
+
+    scores: dict[str, Any] = {}
+    prepared = None
+    for index, (overrides, run_dir) in enumerate(runs):
+        config = load_config(config_path, overrides + ["report.robustness=on"])
+        prepared = prepared or prepare_data(config)
+        summary = student_summary(run_dir)
+        checks = robustness_stage(config, prepared, teacher_dir if index == 0 else None, [summary])
+        scores[str(run_dir)] = checks["models"][summary["tag"]]
+        if index == 0 and teacher_dir is not None:
+            scores["teacher"] = checks["models"]["teacher"]
+    return scores
+
+
+def check_accuracy(rows: list[dict[str, Any]], prefix: str) -> float | None:
+    """The example-weighted accuracy of the checks whose name starts with ``prefix``."""
+    chosen = [row for row in rows if row["check"].startswith(prefix) and row.get("accuracy") is not None]
+    examples = sum(row["examples"] for row in chosen)
+    return sum(row["accuracy"] * row["examples"] for row in chosen) / examples if examples else None
 
 
 def spread(values: list[float | None]) -> dict[str, float] | None:
@@ -82,6 +117,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="NAME=k=v;k=v (the first is the reference)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--teacher-dir", type=Path, help="the teacher's model directory, scored on the checks once")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     common = [f"data.path={args.data}", f"teacher.model={args.teacher}", "students=[]", *args.overrides]
@@ -91,17 +127,26 @@ def main() -> None:
     variants = parse_variants(args.variant or ["distilled="])
     jobs = [(variant, seed) for variant in variants for seed in args.seeds]
 
+    def overrides_of(variant: str, seed: int) -> tuple[list[str], Path]:
+        run_dir = root / f"{variant}-{seed}"
+        return common + variants[variant] + [f"distill.seed={seed}", f"out_dir={run_dir}"], run_dir
+
     def run(job: tuple[str, int]) -> dict[str, Any]:
         variant, seed = job
-        run_dir = root / f"{variant}-{seed}"
-        overrides = common + variants[variant] + [f"distill.seed={seed}", f"out_dir={run_dir}"]
+        overrides, run_dir = overrides_of(*job)
         logging.info("start %s seed %d", variant, seed)
         textdistill("distill", args.config, overrides, run_dir.with_suffix(".log"))
         return {"variant": variant, "seed": seed, **record(run_dir)}
 
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(run, jobs))
-    summary = {v: {s: spread([r[s] for r in runs if r["variant"] == v]) for s in SCORES} for v in variants}
+    checks = robustness_scores(args.config, [overrides_of(*job) for job in jobs], args.teacher_dir)
+    for entry, job in zip(runs, jobs, strict=True):
+        entry["robustness"] = checks[str(overrides_of(*job)[1])]
+        for family, prefix in CHECKS.items():
+            entry[f"{family}_accuracy"] = check_accuracy(entry["robustness"], prefix)
+    scored = SCORES + tuple(f"{family}_accuracy" for family in CHECKS)
+    summary = {v: {s: spread([r[s] for r in runs if r["variant"] == v]) for s in scored} for v in variants}
     reference = next(iter(variants))
     gains = {
         v: spread(
@@ -122,6 +167,7 @@ def main() -> None:
         "seeds": args.seeds,
         "variants": variants,
         "summary": summary,
+        "teacher_robustness": checks.get("teacher"),
         f"test_accuracy_gain_of_{reference}_over": gains,
         "runs": runs,
         "wall_seconds": time.perf_counter() - started,

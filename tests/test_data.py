@@ -582,3 +582,86 @@ def test_imdb_repeats_and_leaks(imdb):
         "test": "be285ac61e6a8abe",
         "unlabelled": "55a54d6dfaeabbd8",
     }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shipped validation splits, several classes, label sets (multi-label)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared/data"
+
+
+def test_shipped_validation_split_is_used_unless_configured_off(tmp_path):
+    abc = ("a", "b", "c")
+    directory = write_toy(tmp_path / "d", train=toy_frame(10, labels=abc), test=toy_frame(2, labels=abc, prefix="t"))
+    write_table(toy_frame(4, labels=("a", "b", "c"), prefix="v"), directory / "validation.parquet")
+    shipped = load_dataset(config_for(directory))
+    assert len(shipped.train) == 30 and len(shipped.validation) == 12
+    assert all(i.startswith("v") for i in shipped.validation.ids)
+    assert shipped.label_names == ["a", "b", "c"] and shipped.task == "single_label"
+    carved = load_dataset(config_for(directory, use_validation_split=False, validation_fraction=0.2))
+    assert len(carved.train) == 24 and len(carved.validation) == 6  # 2 of each class's 10 held out
+    assert np.bincount(carved.validation.labels).tolist() == [2, 2, 2]
+
+
+def multi_label_frame(rows: list[tuple[str, list[str]]], prefix: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"text": f"{prefix} {text} {i}", "labels": labels, "id": f"{prefix}{i}"}
+            for i, (text, labels) in enumerate(rows)
+        ]
+    )
+
+
+def test_list_valued_labels_are_detected_as_multi_label_and_multi_hot(tmp_path):
+    train = multi_label_frame([("x", ["joy", "love"]), ("y", ["anger"]), ("z", ["joy"])] * 4, "tr")
+    test = multi_label_frame([("w", ["love"]), ("v", ["anger", "joy"])], "te")
+    directory = write_toy(tmp_path / "d", train=train, test=test)
+    dataset = load_dataset(config_for(directory, label_column="labels", validation_fraction=0.25))
+    assert dataset.task == "multi_label" and dataset.multi_label
+    assert dataset.label_names == ["anger", "joy", "love"]
+    assert dataset.test.labels.tolist() == [[0, 0, 1], [1, 1, 0]]
+    assert len(dataset.train) + len(dataset.validation) == 12
+    assert label_balance(dataset.test, dataset.label_names) == {"anger": 1, "joy": 1, "love": 1}
+    assert json.loads(json.dumps(dataset.label_mapping()))["task"] == "multi_label"
+
+
+def test_delimited_label_strings_unknown_labels_and_empty_rows(tmp_path):
+    train = pd.DataFrame({"text": [f"t{i}" for i in range(8)], "label": ["a,b", "b", "a", "c, a"] * 2})
+    test = pd.DataFrame({"text": ["u", "v"], "label": ["b,c", "a"]})
+    directory = write_toy(tmp_path / "d", train=train, test=test)
+    config = config_for(directory, label_delimiter=",", validation_fraction=0.25)
+    dataset = load_dataset(config)
+    assert dataset.task == "multi_label" and dataset.label_names == ["a", "b", "c"]
+    assert dataset.test.labels.tolist() == [[0, 1, 1], [1, 0, 0]]
+    write_table(pd.DataFrame({"text": ["u"], "label": ["a,zzz"]}), directory / "test.parquet")
+    with pytest.raises(DataError, match=r"test: label\(s\) \['zzz'\] never seen"):
+        load_dataset(config)
+    write_table(pd.DataFrame({"text": ["u", "v"], "label": ["a", ""]}), directory / "test.parquet")
+    with pytest.raises(DataError, match="1 row.* with no label.*allow_empty_labels"):
+        load_dataset(config)
+    allowed = load_dataset(
+        config_for(directory, label_delimiter=",", validation_fraction=0.25, allow_empty_labels=True)
+    )
+    assert allowed.test.labels.tolist() == [[1, 0, 0], [0, 0, 0]]
+
+
+def test_iterative_stratification_keeps_every_label_in_proportion():
+    rng = np.random.default_rng(0)
+    labels = (rng.random((2000, 12)) < np.linspace(0.01, 0.4, 12)).astype(np.int64)
+    kept, held = stratified_split(labels, 0.2, seed=3)
+    assert sorted(np.concatenate([kept, held]).tolist()) == list(range(2000))
+    assert len(held) == pytest.approx(400, abs=2)
+    share = labels[held].sum(0) / labels.sum(0)
+    assert np.abs(share - 0.2).max() < 0.03  # a random split of the rarest label (~20 rows) is off by ~0.09
+    again = stratified_split(labels, 0.2, seed=3)
+    assert np.array_equal(again[1], held)
+    sample = stratified_sample(labels, 500, seed=1)
+    assert len(sample) == pytest.approx(500, abs=2) and (labels[sample].sum(0) > 0).all()
+
+
+@pytest.mark.skipif(not (SHARED / "go_emotions").is_dir(), reason="../shared/data/go_emotions is not here")
+def test_go_emotions_loads_as_28_label_multi_label():
+    dataset = load_dataset(config_for(SHARED / "go_emotions", label_column="labels", max_train=2000, max_test=300))
+    assert dataset.task == "multi_label" and len(dataset.label_names) == 28
+    assert len(dataset.validation) == 5426 and dataset.train.labels.shape == (len(dataset.train), 28)
+    assert dataset.train.labels.sum(1).min() >= 1

@@ -9,7 +9,16 @@ import pytest
 import torch
 
 from textdistill.config import DistillConfig
-from textdistill.losses import hard_loss, hybrid_loss, logit_mse_loss, sequence_loss, soft_kl_loss
+from textdistill.losses import (
+    binary_hard_loss,
+    binary_sequence_loss,
+    binary_soft_loss,
+    hard_loss,
+    hybrid_loss,
+    logit_mse_loss,
+    sequence_loss,
+    soft_kl_loss,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -132,3 +141,71 @@ def test_hybrid_without_teacher_is_the_hard_loss():
     assert set(parts) == {"hard", "total"}
     with pytest.raises(ValueError, match="hard_weight is 0"):
         hybrid_loss(student, None, labels, DistillConfig(hard_weight=0.0))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Multi-label (per-label sigmoid) terms
+
+
+def np_binary_kl(student: np.ndarray, teacher: np.ndarray, temperature: float) -> float:
+    """T² · batch mean of Σ_k KL(Bern(σ(t/T)) ‖ Bern(σ(s/T))), written independently in numpy."""
+    p, q = 1 / (1 + np.exp(-teacher / temperature)), 1 / (1 + np.exp(-student / temperature))
+    kl = p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
+    return float(temperature**2 * kl.sum(axis=-1).mean())
+
+
+def test_binary_soft_single_label_by_hand():
+    # T=2: p = σ(2/2) = 0.731059, q = σ(0) = 0.5: KL = 0.731059·ln(1.462117) + 0.268941·ln(0.537883) = 0.110944,
+    # times T² = 4 → 0.443776 (the same number as the two-class softmax case above: σ(t) = softmax([t, 0])[0])
+    loss = binary_soft_loss(t([[0.0]]), t([[2.0]]), temperature=2.0)
+    assert loss.item() == pytest.approx(0.4437762867, abs=1e-9)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
+def test_binary_soft_matches_numpy_and_sums_two_way_softmax_kl_over_labels(temperature):
+    student, teacher = np.random.default_rng(1).normal(scale=2.0, size=(2, 5, 4))
+    loss = binary_soft_loss(t(student), t(teacher), temperature).item()
+    assert loss == pytest.approx(np_binary_kl(student, teacher, temperature), rel=1e-9)
+    # each label is a two-way softmax over (logit, 0): the per-label softmax KL, summed over the 4 labels
+    pairs = [
+        soft_kl_loss(t(np.stack([s, 0 * s], 1)), t(np.stack([c, 0 * c], 1)), temperature)
+        for s, c in zip(student.T, teacher.T, strict=True)
+    ]
+    assert loss == pytest.approx(sum(p.item() for p in pairs), rel=1e-9)
+
+
+def test_binary_soft_is_zero_for_identical_logits_and_rejects_bad_input():
+    assert binary_soft_loss(t(TEACHER), t(TEACHER), 2.0).item() == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="temperature"):
+        binary_soft_loss(t(STUDENT), t(TEACHER), 0.0)
+
+
+def test_binary_hard_by_hand_and_skips_unlabelled_rows():
+    # row 1: labels [1, 0], logits [0, 2]: −ln σ(0) − ln(1 − σ(2)) = ln 2 + ln(1 + e²) = 0.693147 + 2.126928
+    logits = t([[0.0, 2.0], [5.0, 5.0]])
+    labels = torch.tensor([[1, 0], [-1, -1]])
+    assert binary_hard_loss(logits, labels).item() == pytest.approx(2.8200752, abs=1e-6)
+    assert binary_hard_loss(logits, torch.full((2, 2), -1)).item() == 0.0
+    with pytest.raises(ValueError, match="batch, num_labels"):
+        binary_hard_loss(logits, torch.tensor([1, 0]))
+
+
+def test_binary_sequence_targets_the_teacher_label_set():
+    # teacher [3, −1] → set {0}: −ln σ(0) − ln(1 − σ(0)) = 2 ln 2
+    assert binary_sequence_loss(t([[0.0, 0.0]]), t([[3.0, -1.0]])).item() == pytest.approx(2 * math.log(2), abs=1e-9)
+
+
+def test_hybrid_uses_binary_terms_for_label_sets():
+    student, teacher = t([[0.0, 2.0]]), t([[2.0, -1.0]])
+    labels = torch.tensor([[1, 0]])
+    config = DistillConfig(temperature=2.0, soft_weight=1.0, hard_weight=0.5, sequence_weight=0.25, mse_weight=0.0)
+    total, parts = hybrid_loss(student, teacher, labels, config)
+    expected = (
+        binary_soft_loss(student, teacher, 2.0)
+        + 0.5 * binary_hard_loss(student, labels)
+        + 0.25 * binary_sequence_loss(student, teacher)
+    )
+    assert total.item() == pytest.approx(expected.item(), abs=1e-12)
+    assert set(parts) == {"soft", "hard", "sequence", "total"}
+    hard_only, _ = hybrid_loss(student, None, labels, config)
+    assert hard_only.item() == pytest.approx(2.8200752, abs=1e-6)

@@ -21,8 +21,20 @@ def test_score_uses_scikit_learn_names_and_scores_labelled_rows_only():
     scores = score(LABELS, PREDICTIONS, num_labels=2, teacher_logits=TEACHER, with_confusion=True)
     result = scores.to_dict()
     assert result.pop("confusion_matrix") == [[1, 0], [1, 1]]  # rows: true label, columns: predicted
+    per_label = result.pop("per_label")  # one-vs-rest, indexed by label id: comes with the confusion matrix
+    assert per_label["precision"] == [0.5, 1.0] and per_label["recall"] == [1.0, 0.5]
+    assert per_label["f1"] == pytest.approx([2 / 3, 2 / 3]) and per_label["support"] == [1, 2]
     assert result == pytest.approx({"accuracy": 2 / 3, "macro_f1": 2 / 3, "agreement": 3 / 4, "examples": 4})
-    assert METRIC_NAMES == ["accuracy", "macro_f1", "agreement", "examples", "confusion_matrix"]
+    assert METRIC_NAMES == [
+        "accuracy",
+        "macro_f1",
+        "micro_f1",
+        "subset_accuracy",
+        "agreement",
+        "examples",
+        "confusion_matrix",
+        "per_label",
+    ]
 
 
 def test_to_dict_leaves_out_what_was_not_measured():

@@ -30,10 +30,11 @@ import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification
 
-from textdistill.config import DistillConfig, EmbeddingsConfig, StudentConfig, TokensConfig, from_dict
-from textdistill.data import encode_labels, label_names_from, stratified_split
+from textdistill.config import DataConfig, DistillConfig, EmbeddingsConfig, StudentConfig, TokensConfig, from_dict
+from textdistill.data import encode_labels, is_label_set, label_names_from, label_sets, multi_hot, stratified_split
 from textdistill.embeddings import build_matrix, check_teacher_vocabulary, teacher_embedding_matrix, train_word2vec
 from textdistill.inference import predict_logits
+from textdistill.multilabel import choose_thresholds
 from textdistill.students import build_arch, build_student, init_embeddings
 from textdistill.students.hub import Student, check_texts, student_config
 from textdistill.teachers.ngram import NgramTeacher, NgramTeacherConfig
@@ -160,6 +161,9 @@ class Distiller:
     ) -> Student:
         """Train the student on ``texts``/``labels`` (+ ``unlabelled`` texts labelled by the teacher).
 
+        Labels that are lists (label sets, e.g. ``["joy", "love"]``) make a multi-label student: sigmoid outputs, the
+        binary distillation losses, and decision thresholds chosen on validation (``Student.predict`` returns sets).
+
         ``validation`` (texts, labels) drives early stopping and the teacher's choices; without it a stratified
         ``validation_fraction`` of the training texts is held out. Returns the trained ``Student``.
         """
@@ -184,8 +188,19 @@ class Distiller:
             embedding,
             run_dir,
         )
+        thresholds = None
+        if data["validation"].labels.ndim == 2:  # multi-label: decision thresholds chosen on validation
+            validation_logits = predict_logits(model, data["validation"].sequences, tokenizer.pad_token_id)
+            thresholds = choose_thresholds(validation_logits, data["validation"].labels).to_dict()
         config = student_config(
-            model, self.student.name, self.student.arch, len(tokenizer), tokenizer.pad_token_id, label_names, settings
+            model,
+            self.student.name,
+            self.student.arch,
+            len(tokenizer),
+            tokenizer.pad_token_id,
+            label_names,
+            settings,
+            thresholds,
         )
         return Student(model, tokenizer, config)
 
@@ -194,10 +209,11 @@ class Distiller:
         train_texts, raw_labels = as_texts(texts, "texts"), pd.Series(list(labels))
         if len(raw_labels) != len(train_texts):
             raise ValueError(f"{len(train_texts)} texts but {len(raw_labels)} labels")
-        names = label_names_from(raw_labels, None)
+        multi_label = any(is_label_set(value) for value in raw_labels)
+        names = _label_names(raw_labels, multi_label)
         if len(names) < 2:
             raise ValueError(f"need at least two distinct labels, got {names}")
-        train_ids = encode_labels(raw_labels, names, "labels", None)
+        train_ids = _encode(raw_labels, names, "labels", multi_label)
         splits: dict[str, tuple[list[str], Any]] = {}
         if validation is None:
             kept, held = stratified_split(train_ids, self.validation_fraction, self.distill.seed)
@@ -208,7 +224,7 @@ class Distiller:
             if len(val_labels) != len(val_texts):
                 raise ValueError(f"validation: {len(val_texts)} texts but {len(val_labels)} labels")
             splits["train"] = (train_texts, train_ids)
-            splits["validation"] = (val_texts, encode_labels(val_labels, names, "validation labels", None))
+            splits["validation"] = (val_texts, _encode(val_labels, names, "validation labels", multi_label))
         if unlabelled is not None and self.teacher is None:
             logger.warning("unlabelled texts are ignored without a teacher to label them")
         elif unlabelled is not None:
@@ -236,6 +252,8 @@ class Distiller:
         """The built-in n-gram teacher: C chosen on validation; training rows get out-of-fold logits."""
         train_texts, train_labels = splits["train"]
         val_texts, val_labels = splits["validation"]
+        if train_labels.ndim == 2:
+            raise ValueError("the n-gram teacher is single-label; give a transformer teacher or logits for label sets")
         teacher = NgramTeacher(self.ngram).fit(train_texts, train_labels, val_texts, val_labels)
         logits = {"train": teacher.out_of_fold_logits(train_texts, train_labels)}
         logits |= {name: teacher.predict_logits(texts) for name, (texts, _) in splits.items() if name != "train"}
@@ -295,11 +313,31 @@ def _teacher_columns(id2label: Mapping[Any, str], label_names: list[str]) -> lis
     return list(range(len(label_names)))
 
 
+LABEL_SETS = DataConfig(allow_empty_labels=True)  # the Python API takes label sets as given (an empty set is allowed)
+
+
+def _label_names(labels: pd.Series, multi_label: bool) -> list[str]:
+    """Sorted distinct labels, or every name of every label set."""
+    if not multi_label:
+        return label_names_from(labels, None)
+    return sorted({name for row in label_sets(labels, "labels", LABEL_SETS, None) for name in row})
+
+
+def _encode(labels: pd.Series, names: list[str], split: str, multi_label: bool) -> np.ndarray:
+    """(n,) label ids, or (n, K) multi-hot label sets."""
+    if multi_label:
+        return multi_hot(label_sets(labels, split, LABEL_SETS, None), names, split)
+    return encode_labels(labels, names, split, None)
+
+
 def _distill_data(splits, encoded, logits, settings: TokenSettings, special: SpecialIds) -> dict[str, DistillData]:
     """Training data (unlabelled rows appended, label -1, when a teacher labels them) and validation data."""
+    shape_of_labels = splits["train"][1].shape[1:]  # () or (K,) for label sets
 
     def data(name: str) -> DistillData:
-        labels = splits[name][1] if splits[name][1] is not None else np.full(len(splits[name][0]), -1)
+        labels = splits[name][1]
+        if labels is None:
+            labels = np.full((len(splits[name][0]), *shape_of_labels), -1)
         return DistillData(settings.inputs(encoded[name], special), labels, None if logits is None else logits[name])
 
     train = data("train")

@@ -27,6 +27,9 @@ def _check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+TASKS = ("auto", "single_label", "multi_label")
+
+
 @dataclass
 class DataConfig:
     """Where the labelled data lives and how it is split."""
@@ -43,9 +46,15 @@ class DataConfig:
     max_test: int | None = None  # stratified subsample of the test set (smoke runs)
     max_unlabelled: int | None = None  # random subsample of the unlabelled split
     drop_overlap: bool = False  # drop validation/test rows repeating a train text, unlabelled rows repeating val/test
+    use_validation_split: bool = True  # use the dataset's own validation split when it has one (else carve from train)
+    task: str = "auto"  # single_label, multi_label, or auto: multi_label when the training labels are lists
+    label_delimiter: str | None = None  # multi-label labels given as one string, cut at this delimiter (e.g. ",")
+    allow_empty_labels: bool = False  # multi-label: a row may carry no label (else such a row is an error)
 
     def __post_init__(self) -> None:
         _check(0.0 < self.validation_fraction < 1.0, "data.validation_fraction must be in (0, 1)")
+        _check(self.task in TASKS, f"data.task must be one of {TASKS}, got {self.task!r}")
+        _check(self.label_delimiter != "", "data.label_delimiter must be a non-empty string or null")
         _check(self.bad_rows in ("error", "drop"), "data.bad_rows must be 'error' or 'drop'")
         for name in ("max_train", "max_test", "max_unlabelled"):
             value = getattr(self, name)

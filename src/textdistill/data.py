@@ -27,7 +27,8 @@ from textdistill.tokens import normalise_text
 logger = logging.getLogger(__name__)
 
 UNLABELLED = -1
-SPLIT_FILES = {"train": "train", "test": "test", "unlabelled": "unsup"}
+SPLIT_FILES = {"train": "train", "validation": "validation", "test": "test", "unlabelled": "unsup"}
+OPTIONAL_SPLITS = ("validation", "unlabelled")  # read when the directory has them
 READERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 
 
@@ -37,11 +38,14 @@ class DataError(ValueError):
 
 @dataclass
 class Split:
-    """One split: texts, label ids (``-1`` where unlabelled) and stable example ids."""
+    """One split: texts, label ids (``-1`` where unlabelled) and stable example ids.
+
+    Multi-label data holds an (n, K) int64 multi-hot matrix instead (every entry ``-1`` on an unlabelled row).
+    """
 
     name: str
     texts: list[str]
-    labels: np.ndarray  # (n,) int64
+    labels: np.ndarray  # (n,) int64, or (n, K) int64 0/1 for multi-label data
     ids: list[str]
     fingerprint: str = ""
 
@@ -72,6 +76,11 @@ class Dataset:
     unlabelled: Split | None = None
     dropped_rows: dict[str, int] = field(default_factory=dict)
     duplicates: DuplicateReport | None = None  # set by load_dataset
+    task: str = "single_label"  # or "multi_label": every split's labels are an (n, K) multi-hot matrix
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == "multi_label"
 
     def splits(self) -> dict[str, Split]:
         named = {"train": self.train, "validation": self.validation, "test": self.test}
@@ -83,7 +92,8 @@ class Dataset:
         return {name: split.fingerprint for name, split in self.splits().items()}
 
     def label_mapping(self) -> dict[str, Any]:
-        return {"id2label": dict(enumerate(self.label_names)), "label2id": self.label2id}
+        mapping: dict[str, Any] = {"id2label": dict(enumerate(self.label_names)), "label2id": self.label2id}
+        return mapping | ({"task": self.task} if self.multi_label else {})
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -177,15 +187,16 @@ def _read_json_array(path: Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows)
 
 
-def read_local_frames(directory: Path, want_unlabelled: bool) -> dict[str, pd.DataFrame]:
-    """Read ``train``, ``test`` and (optionally) ``unsup`` files from a local directory."""
+def read_local_frames(directory: Path, want_unlabelled: bool, want_validation: bool = True) -> dict[str, pd.DataFrame]:
+    """Read ``train``, ``test`` and (when present and wanted) ``validation`` and ``unsup`` files from a directory."""
     frames = {}
+    wanted = {"unlabelled": want_unlabelled, "validation": want_validation}
     for split, stem in SPLIT_FILES.items():
-        if split == "unlabelled" and not want_unlabelled:
+        if not wanted.get(split, True):
             continue
         path = _find_split_file(directory, stem)
         if path is None:
-            if split == "unlabelled":
+            if split in OPTIONAL_SPLITS:
                 continue
             raise DataError(f"{directory}: no {stem} file (looked for {[stem + ext for ext in READERS]})")
         frames[split] = read_table(path)
@@ -193,7 +204,9 @@ def read_local_frames(directory: Path, want_unlabelled: bool) -> dict[str, pd.Da
     return frames
 
 
-def read_hub_frames(name: str, want_unlabelled: bool) -> tuple[dict[str, pd.DataFrame], list[str] | None]:
+def read_hub_frames(
+    name: str, want_unlabelled: bool, want_validation: bool = True, label_column: str = "label"
+) -> tuple[dict[str, pd.DataFrame], list[str] | None]:
     """Read a dataset from the Hugging Face hub; returns the frames and the ClassLabel names if any."""
     import datasets  # imported here: slow to import and only needed for hub datasets
 
@@ -208,8 +221,11 @@ def read_hub_frames(name: str, want_unlabelled: bool) -> tuple[dict[str, pd.Data
     if missing:
         raise DataError(f"hub dataset {name!r} has no {missing} split(s); it has {list(loaded)}")
     wanted = {"train": "train", "test": "test"} | ({"unlabelled": "unsupervised"} if want_unlabelled else {})
+    if want_validation:
+        wanted["validation"] = "validation"
     frames = {split: loaded[key].to_pandas() for split, key in wanted.items() if key in loaded}
-    label_feature = loaded["train"].features.get("label")
+    label_feature = loaded["train"].features.get(label_column)
+    label_feature = getattr(label_feature, "feature", label_feature)  # a Sequence(ClassLabel) of multi-label sets
     return frames, list(label_feature.names) if hasattr(label_feature, "names") else None
 
 
@@ -298,11 +314,68 @@ def example_ids(frame: pd.DataFrame, split: str, id_column: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Multi-label sets
+
+
+def is_label_set(value: Any) -> bool:
+    """True for a list-like label value (a list, tuple or array of label names or ids)."""
+    return isinstance(value, list | tuple | np.ndarray)
+
+
+def detect_task(labels: pd.Series, config: DataConfig) -> str:
+    """``data.task``, or with ``auto``: ``multi_label`` when a training label is a list (or ``label_delimiter`` is
+    set), else ``single_label``."""
+    if config.task != "auto":
+        return config.task
+    if config.label_delimiter is not None or any(is_label_set(value) for value in labels):
+        return "multi_label"
+    return "single_label"
+
+
+def label_sets(labels: pd.Series, split: str, config: DataConfig, class_names: list[str] | None) -> list[list[str]]:
+    """Each row's label names: a list as given, a string cut at ``data.label_delimiter`` (or one name), none for an
+    empty list; a row with no label is a DataError unless ``data.allow_empty_labels``."""
+    sets = [_label_set(value, config.label_delimiter, class_names) for value in labels]
+    empty = [i for i, names in enumerate(sets) if not names]
+    if empty and not config.allow_empty_labels:
+        raise DataError(
+            f"{split}: {len(empty)} row(s) with no label (first rows {empty[:5]}); set data.allow_empty_labels=true "
+            "if a text may carry none of the labels"
+        )
+    return sets
+
+
+def _label_set(value: Any, delimiter: str | None, class_names: list[str] | None) -> list[str]:
+    if is_label_set(value):
+        names = [_label_text(v, class_names) for v in value]
+    elif isinstance(value, str) and delimiter is not None:
+        names = value.split(delimiter)
+    else:
+        names = [_label_text(value, class_names)]
+    return sorted({name.strip() for name in names if name.strip()})
+
+
+def multi_hot(sets: list[list[str]], names: list[str], split: str) -> np.ndarray:
+    """(n, K) int64 0/1 matrix of label sets; a label never seen in training is a DataError naming it."""
+    mapping = {name: i for i, name in enumerate(names)}
+    unknown = sorted({name for row in sets for name in row} - set(mapping))
+    if unknown:
+        raise DataError(f"{split}: label(s) {unknown[:10]} never seen in the training labels {names}")
+    matrix = np.zeros((len(sets), len(names)), dtype=np.int64)
+    for row, members in enumerate(sets):
+        matrix[row, [mapping[name] for name in members]] = 1
+    return matrix
+
+
+# ---------------------------------------------------------------------------------------------------
 # Splitting
 
 
 def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """Indices of a stratified random subset of ``size`` rows (sorted, so order is stable)."""
+    """Indices of a stratified random subset of ``size`` rows (sorted, so order is stable).
+
+    ``labels`` is (n,) class ids or an (n, K) multi-hot matrix (iterative stratification).
+    """
     if size >= len(labels):
         return np.arange(len(labels))
     holdout = stratified_split(labels, 1.0 - size / len(labels), seed)[0]
@@ -312,8 +385,11 @@ def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (kept, held out) with ``fraction`` of each class held out, seeded.
 
-    numpy's PCG64 generator gives the same permutation for the same seed on every platform.
+    numpy's PCG64 generator gives the same permutation for the same seed on every platform. An (n, K)
+    multi-hot ``labels`` is split by ``iterative_stratification``.
     """
+    if labels.ndim == 2:
+        return iterative_stratification(labels, fraction, seed)
     rng = np.random.default_rng(seed)
     kept, held = [], []
     for label in np.unique(labels):
@@ -325,34 +401,105 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
 
 
+def iterative_stratification(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out) indices of a multi-hot (n, K) matrix, each label's rows shared out in proportion.
+
+    Sechidis, Tsoumakas and Vlahavas 2011, "On the Stratification of Multi-Label Data": repeatedly take the label
+    with the fewest rows still unassigned and give each of its rows to the subset that most lacks that label (ties:
+    the subset that most lacks rows, then at random). Rows with no label fill the subsets' remaining room.
+    """
+    rng = np.random.default_rng(seed)
+    matrix = np.asarray(labels) > 0
+    n = len(matrix)
+    room = np.array([fraction * n, (1.0 - fraction) * n])  # rows each subset still wants: 0 held, 1 kept
+    wanted = np.outer([fraction, 1.0 - fraction], matrix.sum(axis=0)).astype(float)  # (2, K) label rows wanted
+    subset = np.full(n, -1, dtype=np.int64)
+    while True:
+        open_rows = subset < 0
+        counts = matrix[open_rows].sum(axis=0)
+        if not counts.any():
+            break
+        label = int(np.flatnonzero(counts == counts[counts > 0].min())[0])
+        rows = np.flatnonzero(open_rows & matrix[:, label])
+        for row in rows[rng.permutation(len(rows))]:
+            chosen = _neediest(wanted[:, label], room, rng)
+            subset[row] = chosen
+            wanted[chosen] -= matrix[row]
+            room[chosen] -= 1
+    for row in np.flatnonzero(subset < 0):
+        chosen = _neediest(room, room, rng)
+        subset[row] = chosen
+        room[chosen] -= 1
+    return np.flatnonzero(subset == 1), np.flatnonzero(subset == 0)
+
+
+def _neediest(need: np.ndarray, room: np.ndarray, rng: np.random.Generator) -> int:
+    """The subset with the largest ``need``; ties broken by ``room``, then at random."""
+    best = np.flatnonzero(need == need.max())
+    if len(best) > 1:
+        best = best[room[best] == room[best].max()]
+    return int(best[0] if len(best) == 1 else rng.choice(best))
+
+
 # ---------------------------------------------------------------------------------------------------
 # Entry point
 
 
-def _labelled_split(frame: pd.DataFrame, name: str, config: DataConfig, names, class_names) -> Split:
-    labels = encode_labels(frame[config.label_column], names, name, class_names)
+def _labelled_split(frame: pd.DataFrame, name: str, config: DataConfig, names, class_names, task: str) -> Split:
+    if task == "multi_label":
+        labels = multi_hot(label_sets(frame[config.label_column], name, config, class_names), names, name)
+    else:
+        labels = encode_labels(frame[config.label_column], names, name, class_names)
     texts = frame[config.text_column].tolist()
     return Split(name=name, texts=texts, labels=labels, ids=example_ids(frame, name, config.id_column))
 
 
-def _unlabelled_split(frame: pd.DataFrame, config: DataConfig, seed: int) -> Split:
+def _unlabelled_split(frame: pd.DataFrame, config: DataConfig, seed: int, num_labels: int, task: str) -> Split:
     if config.max_unlabelled is not None and config.max_unlabelled < len(frame):
         rows = np.sort(np.random.default_rng(seed).permutation(len(frame))[: config.max_unlabelled])
         frame = frame.iloc[rows].reset_index(drop=True)
     texts = frame[config.text_column].tolist()
     ids = example_ids(frame, "unlabelled", config.id_column)
-    return Split(name="unlabelled", texts=texts, labels=np.full(len(texts), UNLABELLED, dtype=np.int64), ids=ids)
+    shape = (len(texts), num_labels) if task == "multi_label" else (len(texts),)
+    return Split(name="unlabelled", texts=texts, labels=np.full(shape, UNLABELLED, dtype=np.int64), ids=ids)
 
 
 def _load_frames(config: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None]:
     local = Path(config.path).expanduser()
     if local.is_dir():
-        return read_local_frames(local, config.use_unlabelled), None
+        return read_local_frames(local, config.use_unlabelled, config.use_validation_split), None
     if local.exists():
         raise DataError(f"data.path {config.path!r} is not a directory (give a hub name or a local directory)")
     if config.path.startswith((".", "/", "~")):
         raise DataError(f"data.path {config.path!r} does not exist (give a hub name or a local directory)")
-    return read_hub_frames(config.path, config.use_unlabelled)
+    return read_hub_frames(config.path, config.use_unlabelled, config.use_validation_split, config.label_column)
+
+
+def training_label_names(train: pd.Series, config: DataConfig, class_names: list[str] | None, task: str) -> list[str]:
+    """The label names of the run: sorted distinct training labels (every name of every set, multi-label)."""
+    if task == "multi_label":
+        sets = label_sets(train, "train", config, class_names)
+        names = sorted({name for row in sets for name in row})
+    else:
+        names = label_names_from(train, class_names)
+    if len(names) < 2:
+        raise DataError(f"train: only one label {names}; a classifier needs at least two")
+    return names
+
+
+def _train_and_validation(original_train: Split, shipped: Split | None, config: DataConfig) -> tuple[Split, Split]:
+    """The shipped validation split when there is one (``data.use_validation_split``), else a stratified
+    ``data.validation_fraction`` of the training rows."""
+    if shipped is not None:
+        logger.info("validation: the dataset's own split (%d rows; data.use_validation_split)", len(shipped))
+        return original_train, shipped
+    kept, held = stratified_split(original_train.labels, config.validation_fraction, config.seed)
+    if len(kept) == 0 or len(held) == 0:
+        raise DataError(
+            f"train: data.validation_fraction={config.validation_fraction} of {len(original_train)} rows leaves "
+            f"{len(kept)} train and {len(held)} validation rows; both need at least one"
+        )
+    return original_train.subset(kept, "train"), original_train.subset(held, "validation")
 
 
 def load_dataset(config: DataConfig) -> Dataset:
@@ -364,29 +511,28 @@ def load_dataset(config: DataConfig) -> Dataset:
         _require_columns(frame, name, columns)
         _require_text(frame, name, config.text_column)
         frames[name], dropped[name] = clean_rows(frame, name, config)
-    names = label_names_from(frames["train"][config.label_column], class_names)
-    if len(names) < 2:
-        raise DataError(f"train: only one label {names}; a classifier needs at least two")
-    original_train = _labelled_split(frames["train"], "train", config, names, class_names)
-    test = _labelled_split(frames["test"], "test", config, names, class_names)
-    if config.max_train is not None:
-        original_train = original_train.subset(stratified_sample(original_train.labels, config.max_train, config.seed))
-    if config.max_test is not None:
-        test = test.subset(stratified_sample(test.labels, config.max_test, config.seed))
-    kept, held = stratified_split(original_train.labels, config.validation_fraction, config.seed)
-    if len(kept) == 0 or len(held) == 0:
-        raise DataError(
-            f"train: data.validation_fraction={config.validation_fraction} of {len(original_train)} rows leaves "
-            f"{len(kept)} train and {len(held)} validation rows; both need at least one"
-        )
-    unlabelled = _unlabelled_split(frames["unlabelled"], config, config.seed) if "unlabelled" in frames else None
+    task = detect_task(frames["train"][config.label_column], config)
+    names = training_label_names(frames["train"][config.label_column], config, class_names, task)
+    splits: dict[str, Split] = {
+        name: _labelled_split(frames[name], name, config, names, class_names, task)
+        for name in ("train", "validation", "test")
+        if name in frames
+    }
+    for name, cap in (("train", config.max_train), ("test", config.max_test)):
+        if cap is not None:
+            splits[name] = splits[name].subset(stratified_sample(splits[name].labels, cap, config.seed))
+    train, validation = _train_and_validation(splits["train"], splits.get("validation"), config)
+    unlabelled = None
+    if "unlabelled" in frames:
+        unlabelled = _unlabelled_split(frames["unlabelled"], config, config.seed, len(names), task)
     dataset = Dataset(
-        train=original_train.subset(kept, "train"),
-        validation=original_train.subset(held, "validation"),
-        test=test,
+        train=train,
+        validation=validation,
+        test=splits["test"],
         label_names=names,
         unlabelled=unlabelled,
         dropped_rows=dropped,
+        task=task,
     )
     dataset = flag_duplicates(dataset, config.drop_overlap)
     for name, split in dataset.splits().items():
@@ -464,8 +610,11 @@ def _warn_about_duplicates(report: DuplicateReport, drop: bool) -> None:
 
 
 def label_balance(split: Split, label_names: list[str]) -> dict[str, int]:
-    """Count of rows per label name."""
-    counts = np.bincount(split.labels[split.labels >= 0], minlength=len(label_names))
+    """Count of rows per label name (rows carrying the label, for multi-label data)."""
+    if split.labels.ndim == 2:
+        counts = np.clip(split.labels, 0, 1).sum(axis=0)
+    else:
+        counts = np.bincount(split.labels[split.labels >= 0], minlength=len(label_names))
     return {name: int(c) for name, c in zip(label_names, counts, strict=True)}
 
 

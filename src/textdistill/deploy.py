@@ -43,8 +43,9 @@ from textdistill.compress import (
     structured_prune,
 )
 from textdistill.config import Config
-from textdistill.metrics import METRIC_NAMES, agreement, score
-from textdistill.pipeline import Prepared, student_inputs
+from textdistill.metrics import METRIC_NAMES, agreement
+from textdistill.multilabel import Thresholds, score_logits
+from textdistill.pipeline import Prepared, student_inputs, teacher_thresholds
 from textdistill.students import StudentModule
 from textdistill.students.hub import WEIGHTS_NAME, Student, predict_logits
 from textdistill.teachers.transformer import load_teacher
@@ -52,12 +53,26 @@ from textdistill.teachers.transformer import load_teacher
 logger = logging.getLogger(__name__)
 
 
-def _scores(logits: np.ndarray, labels: np.ndarray, teacher: np.ndarray | None) -> dict[str, float]:
-    return score(labels, logits.argmax(-1), logits.shape[1], teacher).to_dict()
+def _scores(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    teacher: np.ndarray | None,
+    thresholds: Thresholds | None = None,
+    teacher_thresholds: Thresholds | None = None,
+) -> dict[str, float]:
+    return score_logits(logits, labels, teacher, thresholds, teacher_thresholds).to_dict()
 
 
-def pruning_sweep(model, sequences, labels, sparsities: list[float], pad_id: int) -> list[dict[str, Any]]:
-    """Accuracy (on the given split) of L1-unstructured and structured pruning at each amount."""
+def _thresholds(student: Student) -> Thresholds | None:
+    """A multi-label student's saved decision thresholds (None for single-label)."""
+    return Thresholds.from_dict(student.config["thresholds"]) if student.multi_label else None
+
+
+def pruning_sweep(
+    model, sequences, labels, sparsities: list[float], pad_id: int, thresholds: Thresholds | None = None
+) -> list[dict[str, Any]]:
+    """Accuracy (on the given split) of L1-unstructured and structured pruning at each amount (multi-label: the
+    scores of ``score_label_sets`` at the float student's ``thresholds``)."""
 
     rows = []
     for amount in sparsities:
@@ -69,7 +84,7 @@ def pruning_sweep(model, sequences, labels, sparsities: list[float], pad_id: int
                 "method": "L1 unstructured (global)",
                 "sparsity": amount,
                 "achieved_sparsity": report["total"]["sparsity"],
-                **_scores(logits, labels, None),
+                **_scores(logits, labels, None, thresholds),
                 "parameters": parameter_counts(unstructured),
             }
         )
@@ -83,7 +98,7 @@ def pruning_sweep(model, sequences, labels, sparsities: list[float], pad_id: int
             {
                 "method": "structured (smaller dense model)",
                 "sparsity": amount,
-                **_scores(logits, labels, None),
+                **_scores(logits, labels, None, thresholds),
                 "parameters": parameter_counts(shrunk),
             }
         )
@@ -249,7 +264,7 @@ def measure_variants(
         logits = reference if module is student.model else predict_logits(module, validation, pad)
         rows.append(
             {"name": name, "scope": scope, "bytes": _bytes(module, path), "path": path}
-            | compare_logits(reference, logits)
+            | compare_logits(reference, logits, thresholds=student.thresholds)
         )
     single = fixed_length_batch(validation, student.token_settings.max_length, 1, pad)
     latencies = batch1_latencies({name: entry[0] for name, entry in modules.items()}, single, runs)
@@ -293,9 +308,18 @@ def choose_variant(rows: list[dict[str, Any]], min_agreement: float) -> dict[str
     )
 
 
-def evaluate_variants(variants: dict[str, Any], sequences, labels, teacher, pad_id: int, directory: Path):
+def evaluate_variants(
+    variants: dict[str, Any],
+    sequences,
+    labels,
+    teacher,
+    pad_id: int,
+    directory: Path,
+    thresholds: Thresholds | None = None,
+    teacher_thresholds: Thresholds | None = None,
+):
     """Test scores of the float student and, when it shipped, the int8 ONNX file, with agreement with the float
-    student.
+    student (multi-label: at the student's ``thresholds``; agreement is the share of identical label sets).
 
     The float ONNX file is not scored again: ``onnx_parity`` bounds its logit difference from the float model.
     """
@@ -304,9 +328,15 @@ def evaluate_variants(variants: dict[str, Any], sequences, labels, teacher, pad_
     if (directory / ONNX_INT8_NAME).is_file():
         modules["onnx-int8"] = OnnxModule(directory / ONNX_INT8_NAME)
     logits = {name: predict_logits(module.eval(), sequences, pad_id) for name, module in modules.items()}
-    scores = {name: _scores(values, labels, teacher) for name, values in logits.items()}
+    scores = {
+        name: _scores(values, labels, teacher, thresholds, teacher_thresholds) for name, values in logits.items()
+    }
     for name, values in logits.items():
-        scores[name]["agreement_with_float_student"] = agreement(values, logits["float"])
+        if thresholds is None:
+            scores[name]["agreement_with_float_student"] = agreement(values, logits["float"])
+        else:
+            same = (thresholds.predict(values) == thresholds.predict(logits["float"])).all(axis=1)
+            scores[name]["agreement_with_float_student"] = float(same.mean())
     return scores
 
 
@@ -320,8 +350,15 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def best_student(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The best student by validation accuracy (never by test)."""
-    return max(summaries, key=lambda s: s["training"]["best_val_accuracy"] or 0.0)
+    """The best student by validation accuracy, or (multi-label) validation macro F1 at its thresholds; never test."""
+    return max(summaries, key=_selection_score)
+
+
+def _selection_score(summary: dict[str, Any]) -> float:
+    validation = summary.get("validation")
+    if validation and "macro_f1" in validation:
+        return float(validation["macro_f1"])
+    return summary["training"]["best_val_accuracy"] or 0.0
 
 
 def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], best: dict[str, Any], logits):
@@ -348,8 +385,14 @@ def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], bes
     length = main["tokens"]["max_length"]
     validation = student_inputs(config, prepared, "validation", length)
     sweep = pruning_sweep(
-        main_student.model, validation, prepared.dataset.validation.labels, config.compress.sparsities, pad
+        main_student.model,
+        validation,
+        prepared.dataset.validation.labels,
+        config.compress.sparsities,
+        pad,
+        _thresholds(main_student),
     )
+    teacher_cut = teacher_thresholds(prepared, logits)
     result: dict[str, Any] = {"key": key, "sweep": sweep, "students": {}}
     for summary in {main["tag"]: main, best["tag"]: best}.values():
         length = summary["tokens"]["max_length"]
@@ -359,7 +402,14 @@ def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], bes
         test = student_inputs(config, prepared, "test", length)
         teacher = None if logits is None else logits["test"]
         scores = evaluate_variants(
-            made["models"], test, prepared.dataset.test.labels, teacher, pad, Path(made["directory"])
+            made["models"],
+            test,
+            prepared.dataset.test.labels,
+            teacher,
+            pad,
+            Path(made["directory"]),
+            _thresholds(made["student"]),
+            teacher_cut,
         )
         int8 = made["int8"]
         result["students"][summary["tag"]] = {

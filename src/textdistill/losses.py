@@ -4,6 +4,10 @@ Every function takes logits as ``(batch, num_labels)`` float tensors and returns
 Labels are ``(batch,)`` int64 with ``-1`` marking an unlabelled row (a transfer-set example that only
 the teacher has labelled). A term with no row to average over returns a zero that stays attached to
 the graph, so ``backward()`` always works.
+
+Multi-label data (labels not exclusive) uses per-label sigmoids instead of one softmax: labels are ``(batch,
+num_labels)`` 0/1 with a row of ``-1`` marking an unlabelled row, and ``hybrid_loss`` switches to the binary
+terms (``binary_soft_loss``, ``binary_hard_loss``, ``binary_sequence_loss``) when it is given such labels.
 """
 
 from __future__ import annotations
@@ -117,15 +121,109 @@ def logit_mse_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -
     return (student_logits - teacher_logits).pow(2).sum(dim=-1).mean()
 
 
+# ---------------------------------------------------------------------------------------------------
+# Multi-label: one independent sigmoid per label
+
+
+def _binary_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """(B, K) binary KL(Bernoulli(σ(t)) ‖ Bernoulli(σ(s))) per label, computed from logits in log space."""
+    p = torch.sigmoid(teacher_logits)
+    log_p, log_not_p = F.logsigmoid(teacher_logits), F.logsigmoid(-teacher_logits)
+    log_q, log_not_q = F.logsigmoid(student_logits), F.logsigmoid(-student_logits)
+    return p * (log_p - log_q) + (1 - p) * (log_not_p - log_not_q)
+
+
+def binary_soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Multi-label soft-target loss: per-label binary KL at a temperature, summed over labels.
+
+    ``L = T² · (1/B) Σ_b Σ_k KL(Bern(p_bk) ‖ Bern(q_bk))`` with ``p = σ(teacher / T)``, ``q = σ(student / T)`` and
+    ``KL(Bern(p) ‖ Bern(q)) = p log(p/q) + (1−p) log((1−p)/(1−q))``: the teacher's sigmoid of each label is a soft
+    target, as in Hinton et al. 2015 with each label a two-way softmax over (label, not label) logits (t, 0).
+    It equals the binary cross-entropy with soft targets minus the teacher's entropy, so it has the same gradient
+    as soft BCE and is zero when the logits agree. Summed over labels as the softmax KL sums over classes; ``T²``
+    keeps the gradient scale independent of ``T``.
+
+    Args:
+        student_logits: (B, K) float, one logit per label.
+        teacher_logits: (B, K) float (constants).
+        temperature: T > 0.
+
+    Returns:
+        scalar tensor, the batch mean.
+    """
+    _check_pair(student_logits, teacher_logits)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if student_logits.shape[0] == 0:
+        return _zero(student_logits)
+    kl = _binary_kl(student_logits / temperature, teacher_logits / temperature)
+    return kl.sum(dim=-1).mean() * temperature**2
+
+
+def _labelled_sets(labels: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: rows of a (B, K) label-set matrix that are labelled (no ``-1``)."""
+    if labels.shape != student_logits.shape:
+        raise ValueError(
+            f"multi-label labels must be (batch, num_labels); got {tuple(labels.shape)} for logits "
+            f"{tuple(student_logits.shape)}"
+        )
+    return (labels != UNLABELLED).all(dim=-1)
+
+
+def binary_hard_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy with the true label sets, summed over labels, averaged over labelled rows.
+
+    ``L = −(1/|S|) Σ_{b ∈ S} Σ_k [y_bk log σ(s_bk) + (1−y_bk) log(1−σ(s_bk))]`` with ``S`` the rows without
+    ``−1``; zero when ``S`` is empty.
+
+    Args:
+        student_logits: (B, K) float.
+        labels: (B, K) 0/1 (any dtype); a row of ``-1`` is unlabelled.
+
+    Returns:
+        scalar tensor.
+    """
+    labelled = _labelled_sets(labels, student_logits)
+    if not bool(labelled.any()):
+        return _zero(student_logits)
+    logits, targets = student_logits[labelled], labels[labelled].to(student_logits.dtype)
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(dim=-1).mean()
+
+
+def binary_sequence_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy toward the teacher's label set ``σ(teacher) ≥ 0.5`` (hard pseudo-labels), summed over
+    labels, batch mean.
+
+    Args:
+        student_logits: (B, K) float.
+        teacher_logits: (B, K) float.
+
+    Returns:
+        scalar tensor.
+    """
+    _check_pair(student_logits, teacher_logits)
+    if student_logits.shape[0] == 0:
+        return _zero(student_logits)
+    targets = (teacher_logits >= 0).to(student_logits.dtype)
+    return F.binary_cross_entropy_with_logits(student_logits, targets, reduction="none").sum(dim=-1).mean()
+
+
 def _teacher_terms(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, config: DistillConfig
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, config: DistillConfig, multi_label: bool = False
 ) -> dict[str, tuple[float, torch.Tensor]]:
-    """The teacher-based terms with a positive weight, as name -> (weight, loss); every row counts."""
+    """The teacher-based terms with a positive weight, as name -> (weight, loss); every row counts.
+
+    ``multi_label``: the binary (per-label sigmoid) versions of the soft and sequence terms.
+    """
     terms: dict[str, tuple[float, torch.Tensor]] = {}
     if config.soft_weight > 0:
-        terms["soft"] = (config.soft_weight, soft_kl_loss(student_logits, teacher_logits, config.temperature))
+        soft = binary_soft_loss if multi_label else soft_kl_loss
+        terms["soft"] = (config.soft_weight, soft(student_logits, teacher_logits, config.temperature))
     if config.sequence_weight > 0:
-        sequence = sequence_loss(student_logits, teacher_logits, config.confidence_threshold)
+        if multi_label:
+            sequence = binary_sequence_loss(student_logits, teacher_logits)
+        else:
+            sequence = sequence_loss(student_logits, teacher_logits, config.confidence_threshold)
         terms["sequence"] = (config.sequence_weight, sequence)
     if config.mse_weight > 0:
         terms["mse"] = (config.mse_weight, logit_mse_loss(student_logits, teacher_logits))
@@ -147,25 +245,30 @@ def hybrid_loss(
     With ``teacher_logits=None`` (the hard-labels-only baseline) the loss is the unweighted hard loss; that
     needs ``config.hard_weight > 0`` so a distillation config is never silently trained without its teacher.
 
+    Multi-label ``labels`` (B, C) select the binary terms: ``binary_soft_loss`` for soft, ``binary_hard_loss`` for
+    hard and ``binary_sequence_loss`` for sequence (the confidence threshold does not apply); mse is the same.
+
     Args:
         student_logits: (B, C) float.
         teacher_logits: (B, C) float or None.
-        labels: (B,) int64, ``-1`` for unlabelled rows.
+        labels: (B,) int64, ``-1`` for unlabelled rows; or (B, C) 0/1 label sets, a row of ``-1`` unlabelled.
         config: weights, temperature and confidence threshold.
 
     Returns:
         (total scalar tensor, parts) where parts maps each computed term and ``"total"`` to a float.
     """
+    multi_label = labels.dim() == 2
+    hard_term = binary_hard_loss if multi_label else hard_loss
     if teacher_logits is None:
         if config.hard_weight <= 0:
             raise ValueError(
                 "no teacher logits were given and distill.hard_weight is 0: there is nothing to learn from"
             )
-        hard = hard_loss(student_logits, labels)
+        hard = hard_term(student_logits, labels)
         return hard, {"hard": float(hard.detach()), "total": float(hard.detach())}
-    terms = _teacher_terms(student_logits, teacher_logits, config)
+    terms = _teacher_terms(student_logits, teacher_logits, config, multi_label)
     if config.hard_weight > 0:
-        terms["hard"] = (config.hard_weight, hard_loss(student_logits, labels))
+        terms["hard"] = (config.hard_weight, hard_term(student_logits, labels))
     total = sum((weight * loss for weight, loss in terms.values()), _zero(student_logits))
     parts = {name: float(loss.detach()) for name, (_, loss) in terms.items()}
     parts["total"] = float(total.detach())

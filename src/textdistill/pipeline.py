@@ -27,7 +27,8 @@ from textdistill.data import Dataset, label_balance, load_dataset, save_label_ma
 from textdistill.distributed import barrier, is_main_process, main_process_first, predict_logits_sharded
 from textdistill.embeddings import embeddings_stage
 from textdistill.inference import aggregate_windows, predict_logits
-from textdistill.metrics import agreement, classification_metrics, score
+from textdistill.metrics import agreement
+from textdistill.multilabel import Thresholds, choose_thresholds, score_logits
 from textdistill.plans import StudentPlan, student_plans
 from textdistill.students import count_parameters
 from textdistill.students.hub import save_student
@@ -398,17 +399,31 @@ def export_logits(
     atomic_write_text(directory / "manifest.json", json.dumps(manifest, indent=2))
 
 
+THRESHOLDS_NAME = "thresholds.json"  # a multi-label teacher's decision thresholds, next to its weights
+
+
+def teacher_thresholds(prepared: Prepared, logits: dict[str, np.ndarray] | None) -> Thresholds | None:
+    """A multi-label teacher's decision thresholds, chosen on its validation logits; None for single-label data."""
+    if logits is None or not prepared.dataset.multi_label:
+        return None
+    return choose_thresholds(logits["validation"], prepared.dataset.validation.labels)
+
+
 def evaluate_teacher(prepared: Prepared, model_dir: Path, logits: dict[str, np.ndarray]) -> dict[str, Any]:
     """Validation and test metrics of the teacher from its cached logits, written next to the model."""
 
     summary_path = model_dir / "metrics.json"
     summary = json.loads(summary_path.read_text())
     splits = prepared.dataset.splits()
+    thresholds = teacher_thresholds(prepared, logits)
+    if thresholds is not None:
+        summary["thresholds"] = thresholds.to_dict()
+        prepared.cache.write_json(model_dir / THRESHOLDS_NAME, thresholds.to_dict())
     for split in ("validation", "test"):
         labels = splits[split].labels
-        summary[f"{split}_metrics"] = classification_metrics(
-            labels, logits[split].argmax(-1), len(prepared.dataset.label_names)
-        )
+        summary[f"{split}_metrics"] = score_logits(
+            logits[split], labels, thresholds=thresholds, details=True
+        ).to_dict()
     if is_main_process():
         prepared.cache.write_json(summary_path, summary)
         write_model_card(model_dir, summary, prepared.dataset.fingerprints())
@@ -746,10 +761,12 @@ def student_stage(
         train_dir,
     )
     pad = prepared.tokenizer.pad_token_id
+    thresholds = student_thresholds(model, validation, prepared, pad)
+    teacher_cut = teacher_thresholds(prepared, logits)
     test_data = _distill_data(config, prepared, "test", logits, length)
     test_logits = predict_logits(model, test_data.sequences, pad)
-    test = score(
-        test_data.labels, test_logits.argmax(-1), test_logits.shape[1], test_data.teacher_logits, with_confusion=True
+    test = score_logits(
+        test_logits, test_data.labels, test_data.teacher_logits, thresholds, teacher_cut, True
     ).to_dict()
     summary = {
         "tag": plan.tag,
@@ -760,6 +777,14 @@ def student_stage(
         "uses_teacher": plan.uses_teacher,
         "train_examples": len(train),
         "test": test,
+        **(
+            {
+                "validation": _validation_scores(model, validation, thresholds, teacher_cut, pad),
+                "thresholds": thresholds.to_dict(),
+            }
+            if thresholds
+            else {}
+        ),
         "training": result.to_dict(),
         "tokens": tokens.to_dict(),
         "student_config": asdict(plan.student),
@@ -773,8 +798,9 @@ def student_stage(
         label_names=prepared.dataset.label_names,
         tokenizer=prepared.tokenizer,
         tokens=tokens,
+        thresholds=None if thresholds is None else thresholds.to_dict(),
         metrics={
-            "test_accuracy": test.get("accuracy"),
+            "test_accuracy": test.get("accuracy", test.get("subset_accuracy")),
             "test_macro_f1": test.get("macro_f1"),
             "test_agreement_with_teacher": test.get("agreement"),
         },
@@ -782,6 +808,23 @@ def student_stage(
     )
     prepared.cache.write_json(summary_path, summary)
     return summary
+
+
+def student_thresholds(model, validation: DistillData, prepared: Prepared, pad: int) -> Thresholds | None:
+    """A multi-label student's decision thresholds, chosen on its own validation logits; None for single-label."""
+    if not prepared.dataset.multi_label:
+        return None
+    logits = predict_logits(model, validation.sequences, pad)
+    return choose_thresholds(logits, validation.labels)
+
+
+def _validation_scores(
+    model, validation: DistillData, thresholds: Thresholds | None, teacher: Thresholds | None, pad: int
+) -> dict[str, Any]:
+    """Validation scores at the chosen thresholds (a multi-label student is selected by their macro F1); agreement
+    with the teacher's label sets at the teacher's own thresholds."""
+    logits = predict_logits(model, validation.sequences, pad)
+    return score_logits(logits, validation.labels, validation.teacher_logits, thresholds, teacher).to_dict()
 
 
 def _clear_stale_training(train_dir: Path, key: str) -> None:
@@ -909,6 +952,8 @@ def teacher_logits_for(config: Config, prepared: Prepared) -> tuple[Path | None,
     model dir is the transformer entry's (None without one).
     """
     if config.teachers:
+        if prepared.dataset.multi_label:
+            raise ConfigError("teachers: combining several teachers is single-label only; use the teacher: section")
         return ensemble_target(config, prepared)
     return _single_teacher_logits(config, prepared)
 

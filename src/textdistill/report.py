@@ -38,11 +38,23 @@ def _cell(value: Any, pattern: str) -> str:
     return pattern.format(value)
 
 
+MULTI_LABEL_COLUMNS = [
+    ("model", "model", "{}"),
+    ("accuracy", "test subset accuracy", "{:.4f}"),
+    ("micro_f1", "test micro F1", "{:.4f}"),
+    *COLUMNS[2:3],
+    ("agreement", "same label set as teacher", "{:.4f}"),
+    *COLUMNS[4:],
+]
+
+
 def results_table(rows: list[dict[str, Any]]) -> str:
-    """A markdown table of the models of a run, one row each (missing values shown as –)."""
-    header = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    rule = "| " + " | ".join("---" for _ in COLUMNS) + " |"
-    body = ["| " + " | ".join(_cell(row.get(key), fmt) for key, _, fmt in COLUMNS) + " |" for row in rows]
+    """A markdown table of the models of a run, one row each (missing values shown as –); multi-label rows (with
+    ``micro_f1``) show subset accuracy, micro and macro F1 and label-set agreement."""
+    columns = MULTI_LABEL_COLUMNS if any(row.get("micro_f1") is not None for row in rows) else COLUMNS
+    header = "| " + " | ".join(title for _, title, _ in columns) + " |"
+    rule = "| " + " | ".join("---" for _ in columns) + " |"
+    body = ["| " + " | ".join(_cell(row.get(key), fmt) for key, _, fmt in columns) + " |" for row in rows]
     return "\n".join([header, rule, *body])
 
 
@@ -91,15 +103,20 @@ def plot_tradeoff(rows: list[dict[str, Any]], x_key: str, x_label: str, path: Pa
     return _save(figure, path)
 
 
+def _sweep_score(row: dict[str, Any]) -> float:
+    """A pruning-sweep row's accuracy, or (multi-label) macro F1."""
+    return row["accuracy"] if "accuracy" in row else row["macro_f1"]
+
+
 def plot_sparsity(sweep: list[dict[str, Any]], path: Path) -> Path:
     """Accuracy against sparsity / amount pruned, one line per pruning method."""
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for method in sorted({row["method"] for row in sweep}):
-        points = sorted((r["sparsity"], r["accuracy"]) for r in sweep if r["method"] == method)
+        points = sorted((r["sparsity"], _sweep_score(r)) for r in sweep if r["method"] == method)
         axis.plot([100 * p[0] for p in points], [p[1] for p in points], marker="o", label=method)
     axis.set(
         xlabel="pruned (%): weights for L1, hidden units / filters for structured",
-        ylabel="validation accuracy",
+        ylabel="validation accuracy" if "accuracy" in sweep[0] else "validation macro F1",
         title="Accuracy vs pruning",
     )
     axis.grid(alpha=0.3)
@@ -152,15 +169,17 @@ def write_report(
             rows, "latency_ms", "latency at batch 1, 1 thread (ms)", out_dir / "accuracy_vs_latency.png"
         ),
         "accuracy_vs_size": plot_tradeoff(rows, "bytes", "bytes on disk", out_dir / "accuracy_vs_size.png"),
-        "confusion_matrices": plot_confusions(confusions, label_names, out_dir / "confusion_matrices.png"),
     }
+    if confusions:  # none for multi-label runs: per-label scores stand in for them
+        paths["confusion_matrices"] = plot_confusions(confusions, label_names, out_dir / "confusion_matrices.png")
     if sweep:
         paths["accuracy_vs_sparsity"] = plot_sparsity(sweep, out_dir / "accuracy_vs_sparsity.png")
     paths |= plots or {}
     lines = ["# textdistill run results", "", results_table(rows), ""]
     if sweep:
-        lines += ["## Pruning sweep (validation split)", "", "| method | pruned | accuracy |", "| --- | --- | --- |"]
-        lines += [f"| {r['method']} | {100 * r['sparsity']:.0f}% | {r['accuracy']:.4f} |" for r in sweep]
+        metric = "accuracy" if "accuracy" in sweep[0] else "macro F1"
+        lines += ["## Pruning sweep (validation split)", "", f"| method | pruned | {metric} |", "| --- | --- | --- |"]
+        lines += [f"| {r['method']} | {100 * r['sparsity']:.0f}% | {_sweep_score(r):.4f} |" for r in sweep]
         lines.append("")
     lines += sections or []
     lines += [f"- {note}" for note in notes or []]
@@ -196,6 +215,23 @@ def data_section(data: dict[str, Any]) -> list[str]:
             "in the transfer set): validation and test scores may be optimistic; `data.drop_overlap: true` drops them."
         )
     return [*lines, ""]
+
+
+def per_label_section(models: dict[str, dict[str, Any]], label_names: list[str]) -> list[str]:
+    """Markdown lines: per label (one-vs-rest) test precision, recall, F1 and support of each model that has them
+    (``models``: {model name: its test scores with ``per_label``})."""
+    lines: list[str] = []
+    for name, scores in models.items():
+        per_label = scores.get("per_label")
+        if not per_label:
+            continue
+        lines += [f"## Per label on test: {name}", "", "| label | precision | recall | F1 | support |"]
+        lines.append("| --- | --- | --- | --- | --- |")
+        for index, label in enumerate(label_names):
+            cells = [f"{per_label[key][index]:.4f}" for key in ("precision", "recall", "f1")]
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {per_label['support'][index]:,} |")
+        lines.append("")
+    return lines
 
 
 TEACHER_COLUMNS = [("accuracy", "{:.4f}"), ("macro_f1", "{:.4f}"), ("nll", "{:.4f}"), ("ece", "{:.4f}")]
@@ -346,16 +382,25 @@ def _report_rows(config: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
                 metrics["bench"],
                 "teacher",
                 config.tokens.teacher_max_length,
-                teacher["test_metrics"]["accuracy"],
+                _accuracy(teacher["test_metrics"]),
                 teacher["test_metrics"]["macro_f1"],
                 None,
+                teacher["test_metrics"].get("micro_f1"),
             )
         )
     for summary in metrics["students"]:
         length = summary["tokens"]["max_length"]
         test = summary["test"]
         rows.append(
-            _row(metrics["bench"], summary["tag"], length, test["accuracy"], test["macro_f1"], test.get("agreement"))
+            _row(
+                metrics["bench"],
+                summary["tag"],
+                length,
+                _accuracy(test),
+                test["macro_f1"],
+                test.get("agreement"),
+                test.get("micro_f1"),
+            )
         )
         compressed = metrics["compress"]["students"].get(summary["tag"], {})
         scores = dict(compressed.get("scores", {}))
@@ -369,20 +414,27 @@ def _report_rows(config: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
                         metrics["bench"],
                         f"{summary['tag']} {name}",
                         length,
-                        s["accuracy"],
+                        _accuracy(s),
                         s["macro_f1"],
                         s.get("agreement"),
+                        s.get("micro_f1"),
                     )
                 )
     return rows
 
 
-def _row(bench, model: str, length: int, accuracy, macro_f1, agreement_value) -> dict[str, Any]:
+def _accuracy(scores: dict[str, Any]) -> float | None:
+    """Accuracy, or for multi-label scores the subset accuracy (every label of the set right)."""
+    return scores.get("accuracy", scores.get("subset_accuracy"))
+
+
+def _row(bench, model: str, length: int, accuracy, macro_f1, agreement_value, micro_f1=None) -> dict[str, Any]:
     single, multi = _bench_pick(bench, model, length, True), _bench_pick(bench, model, length, False)
     return {
         "model": f"{model} ({length} tokens)",
         "accuracy": accuracy,
         "macro_f1": macro_f1,
+        "micro_f1": micro_f1,
         "agreement": agreement_value,
         "parameters": single.get("parameters"),
         "nonzero_parameters": single.get("nonzero_parameters"),
@@ -403,6 +455,21 @@ def _learning_curves(metrics: dict[str, Any]) -> dict[str, list[dict[str, float]
     for summary in metrics["students"]:
         curves[summary["tag"]] = summary["training"]["history"]
     return curves
+
+
+def _threshold_notes(metrics: dict[str, Any]) -> list[str]:
+    """Multi-label runs: which decision thresholds each model uses (global vs per label, chosen on validation)."""
+    chosen = {"teacher": (metrics["teacher"] or {}).get("thresholds")}
+    chosen |= {s["tag"]: s.get("thresholds") for s in metrics["students"]}
+    notes = []
+    for name, thresholds in chosen.items():
+        if thresholds:
+            held_out = ", ".join(f"{k} {v:.4f}" for k, v in (thresholds.get("held_out_macro_f1") or {}).items())
+            notes.append(
+                f"{name} thresholds: {thresholds['method']} wins (held-out validation macro F1: {held_out}; "
+                f"best global threshold {thresholds['global_threshold']:.2f})"
+            )
+    return notes
 
 
 def _int8_notes(compressed: dict[str, Any]) -> list[str]:
@@ -438,12 +505,14 @@ def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any
         metrics["teachers"] = teachers
     best = next(s for s in metrics["students"] if s["tag"] == metrics["best_student"])
     confusions = {}
-    if metrics["teacher"]:
+    if metrics["teacher"] and "confusion_matrix" in metrics["teacher"]["test_metrics"]:
         confusions["teacher"] = metrics["teacher"]["test_metrics"]["confusion_matrix"]
-    confusions[f"student: {best['tag']}"] = best["test"]["confusion_matrix"]
+    if "confusion_matrix" in best["test"]:
+        confusions[f"student: {best['tag']}"] = best["test"]["confusion_matrix"]
     rows = _report_rows(config, metrics)
     notes = [
-        f"best student by validation accuracy: {best['tag']}",
+        f"best student by validation {'macro F1' if 'micro_f1' in best['test'] else 'accuracy'}: {best['tag']}",
+        *_threshold_notes(metrics),
         "latency: batch 1, 1 thread, median of the configured runs; throughput: batch "
         f"{config.bench.batch_size}, all cores; each model at its own input length",
         "onnx rows carry the float student's test scores: the export's parity check bounds the logit difference "
@@ -455,6 +524,8 @@ def write_run_report(config: Any, label_names: list[str], metrics: dict[str, Any
     data_json = Path(config.out_dir) / "data.json"  # written by the run's data stage
     sections = data_section(json.loads(data_json.read_text(encoding="utf-8"))) if data_json.is_file() else []
     sections += teachers_section(teachers) if teachers is not None else []
+    per_label = {"teacher": metrics["teacher"]["test_metrics"]} if metrics["teacher"] else {}
+    sections += per_label_section(per_label | {f"student {best['tag']}": best["test"]}, label_names)
     robustness, plots = metrics.get("robustness") or {}, {}
     if robustness.get("models"):
         sections += robustness_section(robustness)

@@ -4,6 +4,7 @@ Endpoints:
 
 - ``GET /health`` → ``{"status": "ok", "labels": [...], "max_texts": n, "max_chars": n}``
 - ``POST /predict`` with ``{"texts": ["...", ...]}`` → ``{"predictions": [{"label", "probabilities"}, ...]}``
+  (a multi-label model answers ``{"labels": [...], "probabilities"}``: the label set at its saved thresholds)
 
 Every bad request gets a JSON ``{"detail": "<what is wrong>"}``: malformed JSON → 400; a body that is not
 ``{"texts": [non-empty list of strings]}``, or a text that is empty, whitespace-only or not valid Unicode (an
@@ -49,7 +50,10 @@ class PredictRequest(BaseModel):
 
 
 class Prediction(BaseModel):
-    label: str
+    """A single-label model's ``label``, or a multi-label model's ``labels`` (the set, possibly empty); never both."""
+
+    label: str | None = None
+    labels: list[str] | None = None
     probabilities: dict[str, float]
 
 
@@ -146,7 +150,12 @@ def create_app(
     def health() -> dict[str, Any]:
         return {"status": "ok", "labels": labels, "max_texts": max_texts, "max_chars": max_chars}
 
-    @app.post("/predict", response_model=PredictResponse, openapi_extra={"requestBody": schema})
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        response_model_exclude_none=True,
+        openapi_extra={"requestBody": schema},
+    )
     async def predict(request: Request) -> dict[str, Any]:
         texts = validated_texts(parse_json(await read_body(request, limit)), max_texts, max_chars)
         try:

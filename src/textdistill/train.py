@@ -42,8 +42,8 @@ from tqdm.auto import tqdm
 from textdistill.cache import atomic_open, atomic_write_text
 from textdistill.config import DistillConfig
 from textdistill.inference import predict_logits
-from textdistill.losses import hard_loss, hybrid_loss
-from textdistill.metrics import score
+from textdistill.losses import binary_hard_loss, hard_loss, hybrid_loss
+from textdistill.multilabel import score_logits
 from textdistill.students import count_parameters
 from textdistill.students.hub import load_weights, save_weights
 from textdistill.tokens import iterate_batches, length_bucketed_batches
@@ -74,7 +74,8 @@ class DistillData:
     """Training or evaluation examples, aligned row for row.
 
     ``sequences`` are int64 id arrays already truncated and wrapped by ``tokens.model_inputs``; ``labels`` is
-    (n,) int64 with ``-1`` for unlabelled rows; ``teacher_logits`` is (n, num_labels) float32 or None.
+    (n,) int64 with ``-1`` for unlabelled rows, or (n, num_labels) 0/1 label sets for multi-label data (a row of
+    ``-1`` unlabelled); ``teacher_logits`` is (n, num_labels) float32 or None.
     """
 
     sequences: list[np.ndarray]
@@ -83,7 +84,7 @@ class DistillData:
 
     def __post_init__(self) -> None:
         self.labels = np.array(self.labels, dtype=np.int64)  # a writable copy for torch
-        if self.labels.shape != (len(self.sequences),):
+        if self.labels.ndim not in (1, 2) or len(self.labels) != len(self.sequences):
             raise ValueError(f"labels have shape {self.labels.shape} for {len(self.sequences)} sequences")
         if self.teacher_logits is not None:
             self.teacher_logits = np.array(self.teacher_logits, dtype=np.float32)  # a writable copy for torch
@@ -164,13 +165,16 @@ def prediction_metrics(
 ) -> dict[str, float]:
     """Accuracy and macro F1 on the labelled rows (label != -1), and agreement with the teacher's argmax.
 
+    Multi-label ``labels`` (n, C): subset accuracy, micro and macro F1 and set agreement at thresholds 0.5 (the
+    thresholds chosen on validation are applied after training).
+
     Args:
-        logits: (n, C) student logits; labels: (n,) int64; teacher_logits: (n, C) or None.
+        logits: (n, C) student logits; labels: (n,) int64 or (n, C) 0/1; teacher_logits: (n, C) or None.
 
     Returns:
         ``examples`` always; ``accuracy`` and ``macro_f1`` when a row is labelled; ``agreement`` with a teacher.
     """
-    return score(labels, logits.argmax(axis=1), logits.shape[1], teacher_logits).to_dict()
+    return score_logits(logits, labels, teacher_logits).to_dict()
 
 
 def evaluate(model: nn.Module, data: DistillData, pad_id: int, batch_size: int = 256) -> dict[str, float]:
@@ -186,7 +190,7 @@ def validation_metrics(model: nn.Module, data: DistillData, config: DistillConfi
     if data.teacher_logits is not None:
         loss, _ = hybrid_loss(student, torch.from_numpy(data.teacher_logits), labels, config)
     else:
-        loss = hard_loss(student, labels)
+        loss = binary_hard_loss(student, labels) if labels.dim() == 2 else hard_loss(student, labels)
     metrics = prediction_metrics(logits, data.labels, data.teacher_logits)
     return {"val_loss": float(loss)} | {f"val_{name}": value for name, value in metrics.items()}
 

@@ -84,7 +84,8 @@ def with_transfer_texts(dataset: Dataset, settings: TransferConfig, mask_token: 
             logger.warning("transfer %s: dropped %d text(s) equal to validation/test texts", name, keep.count(False))
         texts += [t for t, k in zip(new_texts, keep, strict=True) if k]
         ids += [_transfer_id(name, i, dataset) for i, k in enumerate(keep) if k]
-    unlabelled = Split("unlabelled", texts, np.full(len(texts), UNLABELLED, dtype=np.int64), ids)
+    shape = (len(texts), len(dataset.label_names)) if dataset.multi_label else (len(texts),)  # (n, K): label sets
+    unlabelled = Split("unlabelled", texts, np.full(shape, UNLABELLED, dtype=np.int64), ids)
     logger.info("unlabelled (transfer set): %d texts, %s", len(texts), {name: len(t) for name, t in parts})
     return dataclasses.replace(dataset, unlabelled=unlabelled)
 

@@ -85,12 +85,18 @@ def int8_scopes_for(path: str | Path, scopes: tuple[str, ...] = tuple(INT8_SCOPE
     return kept
 
 
-def compare_logits(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:
+def compare_logits(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    labels: np.ndarray | None = None,
+    thresholds: np.ndarray | None = None,
+) -> dict[str, float]:
     """How a compressed model's logits compare with the original's, both (n, num_labels) on the same rows.
 
-    ``agreement`` (same argmax), ``max_abs_diff`` of the logits, ``relative_max_abs_diff`` (that over the largest
-    |reference logit|: quantization error scales with the logits, so this is the figure to bound) and, with
-    ``labels`` (n,) (``-1`` = unlabelled rows, ignored), ``accuracy_before``/``accuracy_after`` and their
+    ``agreement`` (same argmax; with a multi-label model's (num_labels,) ``thresholds``: the same label set,
+    ``sigmoid(logit) >= threshold`` per label), ``max_abs_diff`` of the logits, ``relative_max_abs_diff`` (that
+    over the largest |reference logit|: quantization error scales with the logits, so this is the figure to bound)
+    and, with ``labels`` (n,) (``-1`` = unlabelled rows, ignored), ``accuracy_before``/``accuracy_after`` and their
     ``accuracy_change``.
     """
     reference, candidate = np.asarray(reference), np.asarray(candidate)
@@ -98,12 +104,15 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, labels: np.ndar
         raise ValueError(f"logit shapes differ: {reference.shape} vs {candidate.shape}")
     max_abs_diff = float(np.abs(reference - candidate).max())
     scale = float(np.abs(reference).max())
+    if thresholds is not None:
+        same = _label_sets(reference, thresholds) == _label_sets(candidate, thresholds)
+        label_agreement = float(same.all(axis=1).mean())
     result = {
-        "agreement": agreement(reference, candidate),
+        "agreement": agreement(reference, candidate) if thresholds is None else label_agreement,
         "max_abs_diff": max_abs_diff,
         "relative_max_abs_diff": max_abs_diff / scale if scale > 0 else float(max_abs_diff > 0),
     }
-    if labels is not None and (np.asarray(labels) >= 0).any():
+    if labels is not None and thresholds is None and (np.asarray(labels) >= 0).any():
         labelled = np.asarray(labels) >= 0
         before = float((reference[labelled].argmax(1) == labels[labelled]).mean())
         after = float((candidate[labelled].argmax(1) == labels[labelled]).mean())
@@ -111,8 +120,19 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, labels: np.ndar
     return result
 
 
+def _label_sets(logits: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(n, K) bool label sets: σ(logit) ≥ threshold, i.e. logit ≥ logit(threshold)."""
+    cut = np.log(thresholds) - np.log1p(-np.asarray(thresholds, dtype=np.float64))
+    return np.asarray(logits) >= cut
+
+
 def int8_check(
-    model: nn.Module, int8_path: str | Path, sequences: list[np.ndarray], pad_id: int, batch_size: int = 32
+    model: nn.Module,
+    int8_path: str | Path,
+    sequences: list[np.ndarray],
+    pad_id: int,
+    batch_size: int = 32,
+    thresholds: np.ndarray | None = None,
 ) -> dict[str, float]:
     """``compare_logits`` of the float ``model`` (PyTorch) and the int8 ONNX file on the same ``sequences``.
 
@@ -121,7 +141,7 @@ def int8_check(
     """
     reference = predict_logits(model, sequences, pad_id, batch_size)
     quantized = predict_logits(OnnxModule(int8_path, num_threads=1), sequences, pad_id, batch_size)
-    return compare_logits(reference, quantized)
+    return compare_logits(reference, quantized, thresholds=thresholds)
 
 
 # ---------------------------------------------------------------------------------------------------

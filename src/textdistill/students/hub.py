@@ -228,21 +228,31 @@ def student_config(
     pad_id: int,
     label_names: list[str],
     tokens: TokenSettings,
+    thresholds: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``config.json`` content of a student (checksums are added when it is saved)."""
-    return {
-        "textdistill_student": True,
-        "textdistill_version": __version__,
-        "student": name,
-        "arch": _resolved_arch(model, arch),
-        "vocab_size": vocab_size,
-        "num_labels": len(label_names),
-        "pad_id": pad_id,
-        "num_parameters": count_parameters(model),
-        "id2label": {str(i): label for i, label in enumerate(label_names)},
-        "label2id": {label: i for i, label in enumerate(label_names)},
-        "tokenization": tokens.to_dict(),
-    } | ({VOCABULARY_KEY: vocabulary} if (vocabulary := vocabulary_record(model)) else {})
+    """The ``config.json`` content of a student (checksums are added when it is saved).
+
+    ``thresholds`` (``multilabel.Thresholds.to_dict()``) marks a multi-label student: ``task: multi_label`` and its
+    per-label decision thresholds, chosen on validation, are saved with it.
+    """
+    multi_label = {"task": "multi_label", "thresholds": thresholds} if thresholds is not None else {}
+    return (
+        multi_label
+        | {
+            "textdistill_student": True,
+            "textdistill_version": __version__,
+            "student": name,
+            "arch": _resolved_arch(model, arch),
+            "vocab_size": vocab_size,
+            "num_labels": len(label_names),
+            "pad_id": pad_id,
+            "num_parameters": count_parameters(model),
+            "id2label": {str(i): label for i, label in enumerate(label_names)},
+            "label2id": {label: i for i, label in enumerate(label_names)},
+            "tokenization": tokens.to_dict(),
+        }
+        | ({VOCABULARY_KEY: vocabulary} if (vocabulary := vocabulary_record(model)) else {})
+    )
 
 
 def save_student(
@@ -256,11 +266,15 @@ def save_student(
     tokens: TokenSettings,
     metrics: dict[str, Any] | None = None,
     card_extra: dict[str, Any] | None = None,
+    thresholds: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a student directory (config.json, model.safetensors, tokenizer files, README.md); returns it."""
+    """Write a student directory (config.json, model.safetensors, tokenizer files, README.md); returns it.
+
+    ``thresholds``: a multi-label student's decision thresholds (see ``student_config``).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = student_config(model, name, arch, len(tokenizer), tokenizer.pad_token_id, label_names, tokens)
+    config = student_config(model, name, arch, len(tokenizer), tokenizer.pad_token_id, label_names, tokens, thresholds)
     config[WEIGHTS_CHECKSUM_KEY] = save_weights(model, directory / WEIGHTS_NAME)
     tokenizer.save_pretrained(str(directory))
     config[TOKENIZER_FINGERPRINT_KEY] = tokenizer_fingerprint(load_tokenizer(str(directory)))
@@ -441,13 +455,40 @@ class Student:
             )
         return logits
 
+    @property
+    def multi_label(self) -> bool:
+        """True for a multi-label student: one sigmoid per label and saved decision thresholds."""
+        return self.config.get("task") == "multi_label"
+
+    @property
+    def thresholds(self) -> np.ndarray | None:
+        """(num_labels,) decision thresholds of a multi-label student (chosen on validation); None otherwise."""
+        return np.asarray(self.config["thresholds"]["values"], dtype=np.float32) if self.multi_label else None
+
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Class probabilities (n, num_labels) float32, columns in the order of ``label_names``."""
-        return torch.softmax(torch.from_numpy(self.predict_logits(texts, batch_size)), dim=-1).numpy()
+        """Class probabilities (n, num_labels) float32, columns in the order of ``label_names``: a softmax, or one
+        independent sigmoid per label for a multi-label student."""
+        logits = torch.from_numpy(self.predict_logits(texts, batch_size))
+        return (torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)).numpy()
 
     def predict(self, texts: list[str], batch_size: int = 64) -> list[dict[str, Any]]:
-        """One ``{"label": str, "probabilities": {label: float}}`` per text, in input order."""
+        """One ``{"label": str, "probabilities": {label: float}}`` per text, in input order.
+
+        A multi-label student gives ``{"labels": [names whose probability reaches their threshold], "probabilities":
+        {label: float}}`` instead (the set may be empty).
+        """
         probabilities = self.predict_proba(texts, batch_size)
+        if self.multi_label:
+            assert self.thresholds is not None
+            return [
+                {
+                    "labels": [
+                        name for name, p, t in zip(self.label_names, row, self.thresholds, strict=True) if p >= t
+                    ],
+                    "probabilities": {label: float(p) for label, p in zip(self.label_names, row, strict=True)},
+                }
+                for row in probabilities
+            ]
         return [
             {
                 "label": self.label_names[int(row.argmax())],
@@ -487,4 +528,5 @@ class Student:
             tokens=self.token_settings,
             metrics=metrics,
             card_extra=card_extra,
+            thresholds=self.config.get("thresholds"),
         )

@@ -23,7 +23,7 @@ import torch
 from textdistill.cache import atomic_write_text
 from textdistill.config import TeacherConfig
 from textdistill.distributed import is_distributed
-from textdistill.metrics import score
+from textdistill.multilabel import score_logits
 from textdistill.tokens import pad_batch
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ class TeacherError(ValueError):
 
 
 class SequenceDataset(torch.utils.data.Dataset):
-    """Pre-tokenised sequences ([CLS] ... [SEP], int64 arrays) with their label ids."""
+    """Pre-tokenised sequences ([CLS] ... [SEP], int64 arrays) with their label ids, or (multi-label) their
+    (K,) 0/1 label sets as floats (the targets of ``BCEWithLogitsLoss``)."""
 
     def __init__(self, sequences: list[np.ndarray], labels: np.ndarray) -> None:
         self.sequences, self.labels = sequences, labels
@@ -46,7 +47,8 @@ class SequenceDataset(torch.utils.data.Dataset):
         return len(self.sequences)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"input_ids": self.sequences[index], "labels": int(self.labels[index])}
+        label = self.labels[index]
+        return {"input_ids": self.sequences[index], "labels": label.astype(np.float32) if label.ndim else int(label)}
 
 
 class PadCollator:
@@ -57,7 +59,7 @@ class PadCollator:
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = pad_batch([e["input_ids"] for e in examples], self.pad_id)
-        labels = torch.tensor([e["labels"] for e in examples], dtype=torch.long)
+        labels = torch.tensor(np.array([e["labels"] for e in examples]))  # (batch,) int64 or (batch, K) float32
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
@@ -65,8 +67,11 @@ class PadCollator:
 # Loading and checking
 
 
-def load_classifier(name: str, label_names: list[str], dropout: float, tokenizer=None):
-    """``AutoModelForSequenceClassification`` with a head for ``label_names``; mismatches are TeacherErrors."""
+def load_classifier(name: str, label_names: list[str], dropout: float, tokenizer=None, multi_label: bool = False):
+    """``AutoModelForSequenceClassification`` with a head for ``label_names``; mismatches are TeacherErrors.
+
+    ``multi_label``: ``problem_type="multi_label_classification"`` (one sigmoid per label, BCE loss).
+    """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     try:
@@ -79,6 +84,8 @@ def load_classifier(name: str, label_names: list[str], dropout: float, tokenizer
     config.num_labels = len(label_names)
     config.id2label = dict(enumerate(label_names))
     config.label2id = {label: i for i, label in enumerate(label_names)}
+    if multi_label:
+        config.problem_type = "multi_label_classification"
     if hasattr(config, "classifier_dropout"):
         config.classifier_dropout = dropout
     try:
@@ -147,7 +154,7 @@ def precision_flags(mode: str) -> dict[str, bool]:
     return flags
 
 
-def training_arguments(config: TeacherConfig, output_dir: Path, steps_per_epoch: int):
+def training_arguments(config: TeacherConfig, output_dir: Path, steps_per_epoch: int, best_metric: str = "accuracy"):
     """TrainingArguments for this transformers version (argument names moved between releases)."""
     from transformers import TrainingArguments
 
@@ -168,7 +175,7 @@ def training_arguments(config: TeacherConfig, output_dir: Path, steps_per_epoch:
         save_steps=eval_steps,
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
+        metric_for_best_model=best_metric,
         greater_is_better=True,
         logging_steps=max(1, min(50, steps_per_epoch // 4)),
         report_to="none",
@@ -221,17 +228,18 @@ def parameter_groups(model, body_lr: float, head_lr: float, weight_decay: float)
     ]
 
 
-def best_evaluation(log_history: list[dict[str, Any]]) -> dict[str, Any]:
+def best_evaluation(log_history: list[dict[str, Any]], metric: str = "accuracy") -> dict[str, Any]:
     """The validation metrics of the best checkpoint (the one ``load_best_model_at_end`` restores), read from the
     Trainer's log rather than paying for another pass over the validation split."""
-    evaluations = [entry for entry in log_history if "eval_accuracy" in entry]
-    return max(evaluations, key=lambda entry: entry["eval_accuracy"])
+    evaluations = [entry for entry in log_history if f"eval_{metric}" in entry]
+    return max(evaluations, key=lambda entry: entry[f"eval_{metric}"])
 
 
 def _accuracy_metrics(prediction) -> dict[str, float]:
-    """``score``'s metrics of an evaluation pass; the Trainer logs them as ``eval_accuracy``, ``eval_macro_f1``..."""
+    """``score_logits``'s metrics of an evaluation pass; the Trainer logs them as ``eval_accuracy``,
+    ``eval_macro_f1``... (multi-label: label sets at thresholds 0.5, ``eval_macro_f1``, ``eval_micro_f1``...)."""
     logits, labels = np.asarray(prediction[0]), np.asarray(prediction[1])
-    return score(labels, logits.argmax(-1), logits.shape[-1]).to_dict()
+    return score_logits(logits, labels.astype(np.int64)).to_dict()
 
 
 def fine_tune(
@@ -248,7 +256,9 @@ def fine_tune(
     Resumes from the last Trainer checkpoint in ``out_dir / "checkpoints"`` after an interruption.
     Returns the training summary (validation metrics, wall time, reviews/s).
     """
-    model = load_classifier(config.model, label_names, config.classifier_dropout, tokenizer)
+    multi_label = np.asarray(train[1]).ndim == 2
+    best_metric = "macro_f1" if multi_label else "accuracy"
+    model = load_classifier(config.model, label_names, config.classifier_dropout, tokenizer, multi_label)
     train_set, val_set = SequenceDataset(*train), SequenceDataset(*validation)
     steps_per_epoch = max(1, len(train_set) // (config.batch_size * config.gradient_accumulation))
     checkpoints = out_dir / "checkpoints"
@@ -256,7 +266,7 @@ def fine_tune(
     trainer_class.head_lr = config.head_lr
     trainer = trainer_class(
         model=model,
-        args=training_arguments(config, checkpoints, steps_per_epoch),
+        args=training_arguments(config, checkpoints, steps_per_epoch, best_metric),
         train_dataset=train_set,
         eval_dataset=val_set,
         data_collator=PadCollator(tokenizer.pad_token_id),
@@ -266,7 +276,7 @@ def fine_tune(
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
-    validation_metrics = best_evaluation(trainer.state.log_history)
+    validation_metrics = best_evaluation(trainer.state.log_history, best_metric)
     if trainer.is_world_process_zero():
         model_dir = out_dir / "model"
         trainer.save_model(str(model_dir))
@@ -328,6 +338,7 @@ def write_model_card(model_dir: Path, summary: dict[str, Any], fingerprints: dic
     for split in ("validation", "test"):
         metrics = summary.get(f"{split}_metrics")
         if metrics:
-            lines.append(f"| {split} | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} |")
+            accuracy = metrics.get("accuracy", metrics.get("subset_accuracy"))  # multi-label: the whole set right
+            lines.append(f"| {split} | {accuracy:.4f} | {metrics['macro_f1']:.4f} |")
     lines += ["", "## Hyper-parameters", "", "```json", json.dumps(summary["hyperparameters"], indent=2), "```", ""]
     atomic_write_text(model_dir / "README.md", "\n".join(lines))
