@@ -203,6 +203,16 @@ def test_shipped_config_loads(monkeypatch):
     assert config.teacher.body_lr == pytest.approx(5e-5)
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda path: path.name)
+def test_every_shipped_config_and_its_students_validate(path, monkeypatch):
+    from textdistill.pipeline import student_plans
+
+    monkeypatch.delenv("TEXTDISTILL_DATA", raising=False)
+    config = load_config(path, ["data.path=../shared/data/imdb"])
+    plans = student_plans(config)  # every student's name, arch and distill keys, checked before any data is read
+    assert plans and len({plan.tag for plan in plans}) == len(plans)
+
+
 def test_round_trip_through_dict_and_yaml():
     config = load_config(None, ["student.arch.hidden_size=32", "students=[{name: cnn}]", "data.max_test=7"])
     assert from_dict(Config, config.to_dict()) == config
