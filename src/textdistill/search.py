@@ -5,8 +5,8 @@ Each candidate (student family and size, input length, vocabulary ``min_count``)
 training loop) and made into its deployable (vocabulary pruned, ONNX, int8 where it pays: ``deploy.deployables``).
 Three objectives are measured on this machine: validation accuracy of the deployable variant that would ship
 (maximise), its batch-1 latency on one thread in ms and the bytes of its model file (minimise). The budget
-(``search.max_latency_ms``, ``search.max_mb``) enters Optuna as constraints (``constraints_func``: a value <= 0 is
-met), so the sampler (NSGA-II or multi-objective TPE) prefers candidates within it.
+(``search.max_latency_ms``, ``search.max_mb``) enters Optuna as constraints (``Trial.set_constraint``: a value <= 0
+is met), so the sampler (NSGA-II or multi-objective TPE) prefers candidates within it.
 
 Optuna's pruners (successive halving, Hyperband) do not apply to multi-objective studies (``Trial.report`` is
 single-objective only), so the successive halving here has two rungs: every candidate is screened cheaply, and only
@@ -300,12 +300,18 @@ def _objective(context: _Context, records: list[dict[str, Any]]):
 
     def objective(trial: Any) -> tuple[float, float, float]:
         candidate = suggest_candidate(trial, search)
+        earlier = next((r for r in records if r["candidate"] == candidate), None)
+        if earlier is not None:  # samplers may propose a point again: its measurement stands, nothing is retrained
+            logger.info("search trial %d: %s is trial %d again", trial.number, candidate.label(), earlier["trial"])
+            trial.set_user_attr("same_as", earlier["trial"])
+            _set_budget(trial, earlier["screen"].latency_ms, earlier["screen"].megabytes, search)
+            return _objectives(earlier["screen"])
         directory = context.out / "trials" / f"{trial.number:03d}"
         logger.info("search trial %d: %s (screening)", trial.number, candidate.label())
         training = train_candidate(context, candidate, directory, screen=True)
         measured = measure_candidate(context, candidate, directory)
         measured.training = training
-        trial.set_user_attr("constraints", budget_violations(measured.latency_ms, measured.megabytes, search))
+        _set_budget(trial, measured.latency_ms, measured.megabytes, search)
         records.append({"trial": trial.number, "candidate": candidate, "screen": measured})
         logger.info(
             "search trial %d: validation accuracy %.4f, %.3f ms, %.3f MB (%s)",
@@ -315,24 +321,32 @@ def _objective(context: _Context, records: list[dict[str, Any]]):
             measured.megabytes,
             measured.variant,
         )
-        return measured.validation_accuracy, measured.latency_ms, measured.megabytes
+        return _objectives(measured)
 
     return objective
 
 
-def _constraints(trial: Any) -> list[float]:
-    return list(trial.user_attrs.get("constraints", [math.inf, math.inf]))
+def _objectives(measured: Measurement) -> tuple[float, float, float]:
+    """What Optuna optimises: (validation accuracy, latency ms, megabytes)."""
+    return measured.validation_accuracy, measured.latency_ms, measured.megabytes
+
+
+def _set_budget(trial: Any, latency_ms: float, megabytes: float, search: SearchConfig) -> None:
+    """The budget as Optuna constraints of ``trial`` (``Trial.set_constraint``; <= 0 is met), which the samplers
+    use to prefer feasible candidates."""
+    for key, value in zip(("latency_ms", "megabytes"), budget_violations(latency_ms, megabytes, search), strict=True):
+        trial.set_constraint(key, value)
 
 
 def make_sampler(search: SearchConfig) -> Any:
-    """Optuna's multi-objective sampler with the budget as constraints: NSGA-II or multi-objective TPE."""
+    """Optuna's multi-objective sampler (NSGA-II or multi-objective TPE); both honour the trials' constraints."""
     import optuna
 
     if search.sampler == "tpe":
         startup = max(1, search.trials // 3)
-        return optuna.samplers.TPESampler(seed=search.seed, n_startup_trials=startup, constraints_func=_constraints)
+        return optuna.samplers.TPESampler(seed=search.seed, n_startup_trials=startup)
     population = max(2, min(50, search.trials // 3))
-    return optuna.samplers.NSGAIISampler(population_size=population, seed=search.seed, constraints_func=_constraints)
+    return optuna.samplers.NSGAIISampler(population_size=population, seed=search.seed)
 
 
 def search_stage(config: Config, prepared: Prepared | None = None) -> dict[str, Any]:
@@ -356,10 +370,11 @@ def search_stage(config: Config, prepared: Prepared | None = None) -> dict[str, 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial is logged here, with its candidate
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=make_sampler(config.search))
     study.optimize(_objective(context, records), n_trials=config.search.trials, show_progress_bar=True)
-    return _finish(context, records)
+    repeats = {t.number: t.user_attrs["same_as"] for t in study.trials if "same_as" in t.user_attrs}
+    return _finish(context, records, repeats)
 
 
-def _finish(context: _Context, records: list[dict[str, Any]]) -> dict[str, Any]:
+def _finish(context: _Context, records: list[dict[str, Any]], repeats: dict[int, int]) -> dict[str, Any]:
     """Retrain the promising candidates fully, choose one within the budget, score it on test, write the files."""
     search = context.config.search
     screened = [_point(r["screen"]) for r in records]
@@ -385,6 +400,7 @@ def _finish(context: _Context, records: list[dict[str, Any]]) -> dict[str, Any]:
         "search": dataclasses.asdict(search),
         "objectives": ["validation_accuracy (max)", "latency_ms (min, batch 1, one thread)", "bytes (min)"],
         "trials": [_trial_row(r, i in front, i in full_front) for i, r in enumerate(records)],
+        "repeated_trials": {str(number): same for number, same in repeats.items()},  # trial: the earlier one
         "screen_front": [records[i]["trial"] for i in front],
         "full_front": [records[i]["trial"] for i in full_front],
         "chosen": None,
