@@ -569,7 +569,7 @@ def plot_pareto(result: dict[str, Any], path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(7.5, 5))
     rows = _stage_rows(result)
     largest = max((m["bytes"] for _, _, m, _ in rows), default=1) or 1
-    for stage, color in (("screen", "tab:gray"), ("full", "tab:blue")):
+    for stage, color, edge in (("screen", "tab:gray", "tab:orange"), ("full", "tab:blue", "tab:red")):
         points = [(m["latency_ms"], m["validation_accuracy"], m["bytes"], f) for s, _, m, f in rows if s == stage]
         if not points:
             continue
@@ -586,13 +586,13 @@ def plot_pareto(result: dict[str, Any], path: Path) -> Path:
                 [p[1] for p in on],
                 s=[p[2] for p in on],
                 facecolors="none",
-                edgecolors="tab:red",
+                edgecolors=edge,
                 linewidths=1.5,
                 label=f"{stage} Pareto front",
             )
     budget = result["budget"]
     if budget["max_latency_ms"] is not None:
-        axis.axvline(budget["max_latency_ms"], color="tab:red", linestyle="--", linewidth=1, label="latency budget")
+        axis.axvline(budget["max_latency_ms"], color="black", linestyle="--", linewidth=1, label="latency budget")
     chosen = result["chosen"]
     if chosen is not None:
         axis.scatter([chosen["latency_ms"]], [chosen["validation_accuracy"]], marker="*", s=200, color="gold")
