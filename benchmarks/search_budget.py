@@ -50,6 +50,7 @@ def main() -> int:
     parser.add_argument("--max-mb", type=float, default=2.0)
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--result", default="search_budget.json", help="file name in benchmarks/results")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = [
@@ -73,7 +74,7 @@ def main() -> int:
         "overrides": overrides,
         "machine": machine(),
     }
-    path = write_result("search_budget.json", result)
+    path = write_result(args.result, result)
     logging.getLogger("search_budget").info("wrote %s", path)
     return 0
 
