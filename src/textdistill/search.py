@@ -563,7 +563,7 @@ def pareto_markdown(result: dict[str, Any]) -> str:
 
 
 def plot_pareto(result: dict[str, Any], path: Path) -> Path:
-    """Validation accuracy against latency; point area ∝ bytes, the front circled and joined, the budget dashed."""
+    """Validation accuracy against latency; point area ∝ bytes, each stage's front circled, the budget dashed."""
     from textdistill.report import _save, plt
 
     figure, axis = plt.subplots(figsize=(7.5, 5))
@@ -576,10 +576,7 @@ def plot_pareto(result: dict[str, Any], path: Path) -> Path:
         xs, ys, sizes, fronts = zip(*points, strict=True)
         areas = [20 + 400 * size / largest for size in sizes]
         axis.scatter(xs, ys, s=areas, alpha=0.45, color=color, label=f"{stage} (area ∝ bytes)")
-        front = sorted((x, y) for x, y, _, f in points if f)
-        if front:
-            fx, fy = zip(*front, strict=True)
-            axis.plot(fx, fy, color=color, linewidth=1)
+        if any(fronts):  # the front is 3-D (bytes too): circled, not joined by a line
             on = [(x, y, a) for x, y, a, f in zip(xs, ys, areas, fronts, strict=True) if f]
             axis.scatter(
                 [p[0] for p in on],
