@@ -108,6 +108,26 @@ def cmd_run(args: argparse.Namespace) -> None:
         sys.stdout.write(f"results: {config.out_dir}/results.md  (best student: {metrics['best_student']})\n")
 
 
+def cmd_search(args: argparse.Namespace) -> None:
+    from textdistill.search import search_stage
+
+    config = _config(args)
+    if args.out:
+        config.out_dir = args.out
+    for key in ("max_latency_ms", "max_mb", "trials"):
+        if getattr(args, key) is not None:
+            setattr(config.search, key, getattr(args, key))
+    config.search.__post_init__()  # the command-line values are checked like the config's
+    result = search_stage(config)
+    chosen = result["chosen"]
+    sys.stdout.write(
+        f"chosen: trial {chosen['trial']} {chosen['candidate']} ({chosen['variant']}): validation accuracy "
+        f"{chosen['validation_accuracy']:.4f}, test accuracy {chosen['test']['accuracy']:.4f}, "
+        f"{chosen['latency_ms']:.3f} ms, {chosen['bytes'] / 1e6:.3f} MB -> {chosen['directory']}\n"
+        f"pareto: {config.out_dir}/search/pareto.md\n"
+    )
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -234,6 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--out", help="run directory (overrides out_dir)")
         if name == "logits":
             sub.add_argument("--export", help="also write float16 logits and a manifest to this directory")
+    search = commands.add_parser(
+        "search", help="sweep students under a latency and size budget (Optuna multi-objective); Pareto front"
+    )
+    _add_config_arguments(search)
+    search.add_argument(
+        "--max-latency-ms", type=float, help="budget: batch-1 ms on one thread (search.max_latency_ms)"
+    )
+    search.add_argument("--max-mb", type=float, help="budget: megabytes of the model file (search.max_mb)")
+    search.add_argument("--trials", type=int, help="candidates screened (search.trials)")
+    search.add_argument("--out", help="run directory (overrides out_dir); the search writes to OUT/search")
+    search.set_defaults(func=cmd_search)
+
     predict = commands.add_parser("predict", help="classify texts with a saved student")
     predict.add_argument("model_dir", help="a student directory saved by textdistill")
     predict.add_argument("texts", nargs="*", help="texts to classify (one per line on stdin when omitted)")

@@ -349,6 +349,57 @@ class BenchConfig:
         _check(self.warmup >= 0, "bench.warmup must be at least 0")
 
 
+SEARCH_FAMILIES = ("cnn", "ngram-bag", "rnn-attention")
+SEARCH_SAMPLERS = ("nsga2", "tpe")
+
+
+@dataclass
+class SearchConfig:
+    """``textdistill search``: students swept under a latency and size budget (Optuna multi-objective)."""
+
+    trials: int = 12  # candidates screened (each trained cheaply, then measured as a deployable)
+    sampler: str = "nsga2"  # Optuna multi-objective sampler: nsga2 (NSGAIISampler) or tpe (TPESampler)
+    seed: int = 42  # sampler seed
+    families: list[str] = field(default_factory=lambda: list(SEARCH_FAMILIES))  # student families swept
+    embedding_dims: list[int] = field(default_factory=lambda: [32, 64, 100])  # embedding sizes swept
+    num_filters: list[int] = field(default_factory=lambda: [32, 64, 100])  # cnn: feature maps per width swept
+    hidden_sizes: list[int] = field(default_factory=lambda: [32, 64, 128])  # rnn-attention: hidden size swept
+    bigram_buckets: list[int] = field(default_factory=lambda: [0, 20000, 100000])  # ngram-bag: buckets swept
+    max_lengths: list[int] = field(default_factory=lambda: [128, 256, 400])  # student input lengths swept
+    vocabulary_min_counts: list[int] = field(default_factory=lambda: [1, 3, 10])  # vocabulary pruning swept
+    max_latency_ms: float | None = None  # budget: batch-1 latency on one thread of the deployable (null: none)
+    max_mb: float | None = None  # budget: megabytes (10^6 bytes) of the deployable's model file (null: none)
+    screen_epochs: int = 1  # cheap stage: epochs each candidate trains
+    screen_fraction: float = 0.25  # cheap stage: share of the training examples each candidate trains on
+    top_k: int = 3  # full stage: the best of the cheap Pareto front (validation accuracy) retrained fully
+    latency_runs: int = 30  # timed batch-1 calls per round (3 rounds, the lowest median kept)
+
+    def __post_init__(self) -> None:
+        _check(self.trials >= 1, "search.trials must be at least 1")
+        _check(self.sampler in SEARCH_SAMPLERS, f"search.sampler must be one of {SEARCH_SAMPLERS}")
+        _check(
+            bool(self.families) and set(self.families) <= set(SEARCH_FAMILIES),
+            f"search.families must be a non-empty list of: {', '.join(SEARCH_FAMILIES)}",
+        )
+        for name in ("embedding_dims", "num_filters", "hidden_sizes", "max_lengths", "vocabulary_min_counts"):
+            values = getattr(self, name)
+            _check(
+                bool(values) and all(v >= 1 for v in values), f"search.{name} must be a non-empty list of ints >= 1"
+            )
+        _check(
+            bool(self.bigram_buckets) and all(v >= 0 for v in self.bigram_buckets),
+            "search.bigram_buckets must be a non-empty list of ints >= 0",
+        )
+        _check(all(v >= 8 for v in self.max_lengths), "search.max_lengths must be at least 8")
+        for name in ("max_latency_ms", "max_mb"):
+            value = getattr(self, name)
+            _check(value is None or value > 0, f"search.{name} must be positive or null")
+        _check(self.screen_epochs >= 1, "search.screen_epochs must be at least 1")
+        _check(0.0 < self.screen_fraction <= 1.0, "search.screen_fraction must be in (0, 1]")
+        _check(self.top_k >= 1, "search.top_k must be at least 1")
+        _check(self.latency_runs >= 1, "search.latency_runs must be at least 1")
+
+
 ROBUSTNESS_SETTINGS = ("auto", "on", "off")
 
 
@@ -386,6 +437,7 @@ class Config:
     compress: CompressConfig = field(default_factory=CompressConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     def __post_init__(self) -> None:
         teacher_entries(self.teachers)  # every entry checked at load, before any stage
