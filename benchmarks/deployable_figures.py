@@ -1,0 +1,111 @@
+"""Honest figures for one deployable student beside its teacher (issue 14, item 4), measured in one run.
+
+For a saved student directory (e.g. the `chosen/` model of `textdistill search`) and the teacher's model directory:
+batch-1 latency p50/p90 on one thread and batch-32 throughput on all cores for every file the directory ships
+(PyTorch float, ONNX float, ONNX int8) and for the teacher at 128 tokens (one window: a lower bound on the
+whole-review teacher, which reads ~3 windows per review); bytes of the int8 file, of what serving it needs (int8 file,
+tokenizer, config) and of the whole directory; test accuracy and agreement with the teacher's committed test
+logits; and a loopback `serve` load test of the int8 file at concurrency 1 and 16 (`load_test.py`). Quiet machine
+assumed: run nothing else meanwhile. Writes benchmarks/results/deployable_figures.json.
+
+    PYTHONPATH=src python benchmarks/deployable_figures.py --student runs/search-budget-24/search/chosen \\
+        --teacher .cache/textdistill/teachers/2baf8f78e7cc017c/model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from _common import machine, write_result
+
+from textdistill.bench import bench_directories, bytes_on_disk
+from textdistill.compress import ONNX_INT8_NAME, load_onnx_student
+from textdistill.config import BenchConfig, load_config
+from textdistill.pipeline import load_shipped_logits, prepare_data
+
+SERVING_FILES = (ONNX_INT8_NAME, "config.json", "tokenizer.json", "tokenizer_config.json")
+TEACHER_SETTINGS = [  # the committed whole-review logits' settings (their manifest checks them)
+    "teacher.inference=chunks",
+    "teacher.chunk_stride=96",
+    "teacher.chunk_aggregate=mean",
+    "teacher.epochs=2",
+    "teacher.max_train=null",
+    "teacher.mixed_precision=bf16",
+    "teacher.int8_logit_pass=false",
+]
+
+
+def test_scores(student_dir: Path, config, prepared, logits_dir: Path) -> dict[str, Any]:
+    """Test accuracy of the int8 file and its agreement with the whole-review teacher's committed test logits."""
+    teacher = load_shipped_logits(config, prepared, logits_dir)["test"]
+    student = load_onnx_student(student_dir, ONNX_INT8_NAME, num_threads=1)
+    predicted = student.predict_logits(prepared.dataset.test.texts).argmax(-1)
+    labels = prepared.dataset.test.labels
+    return {
+        "test_accuracy": float((predicted == labels).mean()),
+        "test_agreement_with_teacher": float((predicted == teacher.argmax(-1)).mean()),
+        "teacher_test_accuracy": float((teacher.argmax(-1) == labels).mean()),
+        "examples": len(labels),
+    }
+
+
+def load_test(student_dir: Path) -> dict[str, Any]:
+    """``load_test.py`` on the int8 file at concurrency 1 and 16."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "load.json"
+        command = [sys.executable, str(Path(__file__).with_name("load_test.py")), "--model-dir", str(student_dir)]
+        command += ["--onnx-file", ONNX_INT8_NAME, "--concurrency", "1", "16", "--out", str(out)]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--student", type=Path, required=True, help="a saved student directory with model.int8.onnx")
+    parser.add_argument("--teacher", type=Path, required=True, help="the fine-tuned teacher's model directory")
+    parser.add_argument("--teacher-base", default="../shared/models/all-minilm-l6-v2")
+    parser.add_argument("--data", default="../shared/data/imdb")
+    parser.add_argument("--logits", default="benchmarks/results/teacher_logits_v2")
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    overrides = [f"data.path={args.data}", f"teacher.model={args.teacher_base}", *TEACHER_SETTINGS]
+    config = load_config("configs/imdb-cpu-whole-review.yaml", overrides)
+    prepared = prepare_data(config)
+    scores = test_scores(args.student, config, prepared, Path(args.logits))
+    texts = prepared.dataset.test.texts[:512]  # real reviews as benchmark inputs
+    student_length = json.loads((args.student / "config.json").read_text())["tokenization"]["max_length"]
+    bench = bench_directories(
+        [args.student, args.teacher], BenchConfig(runs=args.runs), texts, lengths=sorted({128, student_length})
+    )
+    sizes = {
+        "int8_file_bytes": bytes_on_disk(args.student / ONNX_INT8_NAME),
+        "serving_files_bytes": sum(bytes_on_disk(args.student / name) for name in SERVING_FILES),
+        "directory_bytes": sum(bytes_on_disk(path) for path in args.student.iterdir() if path.is_file()),
+        "teacher_directory_bytes": sum(bytes_on_disk(p) for p in args.teacher.iterdir() if p.is_file()),
+    }
+    result = {
+        "command": "PYTHONPATH=src python " + " ".join(sys.argv),
+        "machine": machine(),
+        "student": str(args.student),
+        "teacher": str(args.teacher),
+        "scores": scores,
+        "sizes": sizes,
+        "bench_rows": bench["rows"],
+        "bench_markdown": bench["markdown"],
+        "load_test": load_test(args.student),
+        "profiles": bench["profiles"],
+    }
+    logging.info("%s", bench["markdown"])
+    logging.info("wrote %s", write_result("deployable_figures.json", result))
+
+
+if __name__ == "__main__":
+    main()
