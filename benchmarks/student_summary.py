@@ -1,0 +1,85 @@
+"""One table from several student_seeds_<name>.json files: every variant's mean ± sd, and paired gains across files.
+
+`student_seeds.py` pairs variants within one invocation; this pairs a variant of one file with a variant of another
+by seed (e.g. distilled vs hard labels run as separate invocations). Writes benchmarks/results/student_summary.json
+and prints a markdown table.
+
+    python benchmarks/student_summary.py --runs cnn-v2-teacher cnn-v2-hard-labels cnn-v2-long cnn-v2-transfer \\
+        --gain cnn-v2-teacher/teacher-embeddings cnn-v2-hard-labels/hard-labels
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+from typing import Any
+
+from _common import RESULTS, write_result
+
+COLUMNS = (
+    "validation_accuracy",
+    "test_accuracy",
+    "test_agreement",
+    "negation_accuracy",
+    "antonym_accuracy",
+    "slice_accuracy",
+    "invariance_accuracy",
+)
+
+
+def load_runs(names: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """{"<file name>/<variant>": that variant's runs (one per seed)}."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
+        for run in json.loads((RESULTS / f"student_seeds_{name}.json").read_text())["runs"]:
+            runs.setdefault(f"{name}/{run['variant']}", []).append(run)
+    return runs
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "sd": sd, "n": len(values)}
+
+
+def cell(values: list[float | None]) -> str:
+    present = [v for v in values if v is not None]
+    if not present:
+        return "–"
+    stats = spread(present)
+    return f"{stats['mean']:.4f}" + (f" ± {stats['sd']:.4f}" if stats["n"] > 1 else "")
+
+
+def paired_gain(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> dict[str, Any]:
+    """Test accuracy of ``first`` minus ``second``, seed by seed."""
+    by_seed = {run["seed"]: run["test_accuracy"] for run in second}
+    gains = [run["test_accuracy"] - by_seed[run["seed"]] for run in first if run["seed"] in by_seed]
+    return spread(gains) | {"seeds": sorted(run["seed"] for run in first if run["seed"] in by_seed)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", nargs="+", required=True, help="names of student_seeds_<name>.json files")
+    parser.add_argument("--gain", nargs=2, action="append", default=[], metavar=("VARIANT", "BASELINE"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    runs = load_runs(args.runs)
+    header = "| variant | seeds | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |"
+    lines = [header, "|" + " --- |" * (len(COLUMNS) + 2)]
+    for variant, entries in runs.items():
+        cells = [cell([run.get(column) for run in entries]) for column in COLUMNS]
+        lines.append(f"| {variant} | {len(entries)} | " + " | ".join(cells) + " |")
+    gains = {f"{a} over {b}": paired_gain(runs[a], runs[b]) for a, b in args.gain}
+    table = "\n".join(lines)
+    logging.info("%s\n%s", table, json.dumps(gains, indent=2))
+    summary = {
+        variant: {c: spread([r[c] for r in entries if r.get(c) is not None]) for c in COLUMNS if entries[0].get(c)}
+        for variant, entries in runs.items()
+    }
+    result = {"sources": args.runs, "summary": summary, "test_accuracy_gains": gains, "markdown": table}
+    logging.info("wrote %s", write_result("student_summary.json", result))
+
+
+if __name__ == "__main__":
+    main()
