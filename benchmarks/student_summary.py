@@ -17,6 +17,7 @@ import statistics
 from typing import Any
 
 from _common import RESULTS, write_result
+from student_seeds import CHECKS, check_accuracy
 
 COLUMNS = (
     "validation_accuracy",
@@ -36,6 +37,15 @@ def load_runs(names: list[str]) -> dict[str, list[dict[str, Any]]]:
         for run in json.loads((RESULTS / f"student_seeds_{name}.json").read_text())["runs"]:
             runs.setdefault(f"{name}/{run['variant']}", []).append(run)
     return runs
+
+
+def teacher_checks(names: list[str]) -> dict[str, float | None]:
+    """The teacher's accuracy per check family, from the first file that scored it."""
+    for name in names:
+        rows = json.loads((RESULTS / f"student_seeds_{name}.json").read_text()).get("teacher_robustness")
+        if rows:
+            return {f"{family}_accuracy": check_accuracy(rows, prefix) for family, prefix in CHECKS.items()}
+    return {}
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -65,11 +75,15 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     runs = load_runs(args.runs)
+    teacher = teacher_checks(args.runs)
     header = "| variant | seeds | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |"
     lines = [header, "|" + " --- |" * (len(COLUMNS) + 2)]
     for variant, entries in runs.items():
         cells = [cell([run.get(column) for run in entries]) for column in COLUMNS]
         lines.append(f"| {variant} | {len(entries)} | " + " | ".join(cells) + " |")
+    if teacher:
+        checks = " | ".join("–" if v is None else f"{v:.4f}" for v in teacher.values())
+        lines.append(f"| teacher (checks only) | – | – | – | – | {checks} |")
     gains = {f"{a} over {b}": paired_gain(runs[a], runs[b]) for a, b in args.gain}
     table = "\n".join(lines)
     logging.info("%s\n%s", table, json.dumps(gains, indent=2))
@@ -77,7 +91,8 @@ def main() -> None:
         variant: {c: spread([r[c] for r in entries if r.get(c) is not None]) for c in COLUMNS if entries[0].get(c)}
         for variant, entries in runs.items()
     }
-    result = {"sources": args.runs, "summary": summary, "test_accuracy_gains": gains, "markdown": table}
+    result = {"sources": args.runs, "summary": summary, "teacher_checks": teacher, "test_accuracy_gains": gains}
+    result["markdown"] = table
     logging.info("wrote %s", write_result("student_summary.json", result))
 
 
