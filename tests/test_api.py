@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,17 +88,23 @@ def test_precomputed_logits_are_checked(data, tiny_tokenizer, tmp_path):
         )
 
 
-def test_transformer_teacher_directory(data, tiny_tokenizer, tmp_path):
+def save_tiny_teacher(tokenizer, directory: Path, label_names: list[str]) -> Path:
+    """A random one-layer BERT classifier with ``tokenizer``, saved as a teacher directory."""
     from transformers import BertConfig, BertForSequenceClassification
 
-    (texts, labels), (val_texts, val_labels) = data
     config = BertConfig(
-        vocab_size=len(tiny_tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, num_labels=2, id2label={0: "pos", 1: "neg"}, label2id={"pos": 0, "neg": 1},
+        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
     )  # fmt: skip
-    teacher_dir = tmp_path / "teacher"
-    BertForSequenceClassification(config).save_pretrained(str(teacher_dir))
-    tiny_tokenizer.save_pretrained(str(teacher_dir))
+    BertForSequenceClassification(config).save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+def test_transformer_teacher_directory(data, tiny_tokenizer, tmp_path):
+    (texts, labels), (val_texts, val_labels) = data
+    teacher_dir = save_tiny_teacher(tiny_tokenizer, tmp_path / "teacher", ["pos", "neg"])
     distiller = Distiller("cnn", teacher=teacher_dir, arch=ARCH, **TINY)  # the tokenizer comes from the teacher
     student = distiller.fit(texts[:40], labels[:40], validation=(val_texts[:20], val_labels[:20]))
     assert student.label_names == ["neg", "pos"]  # the teacher's columns were reordered by name
@@ -166,20 +174,12 @@ def test_an_unreachable_hub_teacher_is_a_clear_error(data, tiny_tokenizer, tmp_p
 
 
 def test_teacher_embeddings_initialise_the_student(data, tiny_tokenizer, tmp_path):
-    from transformers import BertConfig, BertForSequenceClassification
-
     from textdistill.config import EmbeddingsConfig, StudentConfig
     from textdistill.embeddings import teacher_embedding_matrix
     from textdistill.tokens import encode_texts
 
     (texts, labels), (val_texts, val_labels) = data
-    config = BertConfig(
-        vocab_size=len(tiny_tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, num_labels=2, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1},
-    )  # fmt: skip
-    teacher_dir = tmp_path / "teacher"
-    BertForSequenceClassification(config).save_pretrained(str(teacher_dir))
-    tiny_tokenizer.save_pretrained(str(teacher_dir))
+    teacher_dir = save_tiny_teacher(tiny_tokenizer, tmp_path / "teacher", ["neg", "pos"])
     settings = {**TINY, "embeddings": {"vector_size": 8, "source": "teacher"}}
     frozen = StudentConfig(name="cnn", arch=ARCH, freeze_embeddings=True)
     student = Distiller(frozen, teacher=teacher_dir, **settings).fit(

@@ -14,7 +14,7 @@ from textdistill.config import ConfigError, load_config
 from textdistill.pipeline import distill
 from textdistill.workflow import run
 
-TINY_RUN = {
+TINY_DATA = {  # the toy data, the tiny teacher and short inputs: shared by the end-to-end tests
     "data.path": "builtin:toy-reviews",
     "data.max_train": "120",
     "data.max_test": "60",
@@ -24,6 +24,9 @@ TINY_RUN = {
     "teacher.batch_size": "16",
     "tokens.teacher_max_length": "32",
     "tokens.student_max_length": "48",
+}
+
+TINY_RUN = TINY_DATA | {
     "embeddings.vector_size": "16",
     "embeddings.epochs": "1",
     "embeddings.workers": "1",

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from test_pipeline import TINY_DATA
 
 from textdistill.cli import main
 from textdistill.config import ConfigError, SearchConfig, load_config
@@ -18,16 +19,7 @@ from textdistill.search import (
 )
 from textdistill.students.hub import Student
 
-TINY_SEARCH = {
-    "data.path": "builtin:toy-reviews",
-    "data.max_train": "120",
-    "data.max_test": "60",
-    "data.max_unlabelled": "40",
-    "teacher.model": "builtin:tiny-bert",
-    "teacher.epochs": "1",
-    "teacher.batch_size": "16",
-    "tokens.teacher_max_length": "32",
-    "tokens.student_max_length": "48",
+TINY_SEARCH = TINY_DATA | {
     "embeddings.vector_size": "16",
     "embeddings.epochs": "1",
     "embeddings.workers": "1",

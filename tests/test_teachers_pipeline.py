@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_pipeline import TINY_DATA
 
 from textdistill import pipeline
 from textdistill.config import ConfigError, load_config
@@ -16,16 +17,7 @@ from textdistill.teachers.logits import read_logits_dir, write_logits_dir
 from textdistill.teachers.ngram import NgramTeacher
 from textdistill.workflow import run
 
-TINY_RUN = {  # the pattern of tests/test_pipeline.py, smaller: one student, no ONNX export
-    "data.path": "builtin:toy-reviews",
-    "data.max_train": "120",
-    "data.max_test": "60",
-    "data.max_unlabelled": "40",
-    "teacher.model": "builtin:tiny-bert",
-    "teacher.epochs": "1",
-    "teacher.batch_size": "16",
-    "tokens.teacher_max_length": "32",
-    "tokens.student_max_length": "48",
+TINY_RUN = TINY_DATA | {  # smaller than tests/test_pipeline.py's: one student, no ONNX export
     "embeddings.enabled": "false",
     "student.name": "ngram-bag",
     "student.arch": "{bigram_buckets: 64}",
