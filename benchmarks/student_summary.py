@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
 from typing import Any
 
 from _common import RESULTS, write_result
-from student_seeds import CHECKS, check_accuracy
+from student_seeds import CHECKS, check_accuracy, spread
 
 COLUMNS = (
     "validation_accuracy",
@@ -48,16 +47,10 @@ def teacher_checks(names: list[str]) -> dict[str, float | None]:
     return {}
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": statistics.fmean(values), "sd": sd, "n": len(values)}
-
-
 def cell(values: list[float | None]) -> str:
-    present = [v for v in values if v is not None]
-    if not present:
+    stats = spread(values)
+    if stats is None:
         return "–"
-    stats = spread(present)
     return f"{stats['mean']:.4f}" + (f" ± {stats['sd']:.4f}" if stats["n"] > 1 else "")
 
 
@@ -65,7 +58,7 @@ def paired_gain(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> di
     """Test accuracy of ``first`` minus ``second``, seed by seed."""
     by_seed = {run["seed"]: run["test_accuracy"] for run in second}
     gains = [run["test_accuracy"] - by_seed[run["seed"]] for run in first if run["seed"] in by_seed]
-    return spread(gains) | {"seeds": sorted(run["seed"] for run in first if run["seed"] in by_seed)}
+    return (spread(gains) or {}) | {"seeds": sorted(run["seed"] for run in first if run["seed"] in by_seed)}
 
 
 def main() -> None:
@@ -88,7 +81,7 @@ def main() -> None:
     table = "\n".join(lines)
     logging.info("%s\n%s", table, json.dumps(gains, indent=2))
     summary = {
-        variant: {c: spread([r[c] for r in entries if r.get(c) is not None]) for c in COLUMNS if entries[0].get(c)}
+        variant: {c: spread([r.get(c) for r in entries]) for c in COLUMNS if entries[0].get(c)}
         for variant, entries in runs.items()
     }
     result = {"sources": args.runs, "summary": summary, "teacher_checks": teacher, "test_accuracy_gains": gains}
