@@ -128,6 +128,34 @@ def test_logit_cache_hit_miss_and_mismatch(tmp_path, monkeypatch, single_thread)
         logits_stage(config, prepared, model_dir)
 
 
+def test_new_transfer_texts_are_the_only_rows_the_teacher_labels(tmp_path, monkeypatch, single_thread):
+    import pandas as pd
+
+    from textdistill import pipeline
+
+    config = _tiny_run_config(tmp_path)
+    prepared = prepare_data(config)
+    model_dir = teacher_stage(config, prepared)
+    first = logits_stage(config, prepared, model_dir)
+    extra = tmp_path / "extra.parquet"
+    pd.DataFrame({"text": [f"a new text number {i}, quite unlike the reviews" for i in range(7)]}).to_parquet(extra)
+    wider = _tiny_run_config(tmp_path, **{"transfer.sources": f"[{{path: {extra}, name: extra}}]"})
+    prepared = prepare_data(wider)
+    labelled: list[int] = []
+    compute = pipeline._compute_logits
+
+    def counting(*args, rows=None):
+        labelled.append(len(rows))
+        return compute(*args, rows=rows)
+
+    monkeypatch.setattr(pipeline, "_compute_logits", counting)
+    second = logits_stage(wider, prepared, model_dir)
+    assert labelled == [7]  # the unlabelled split grew by 7 texts; every other row came from the first pass
+    assert len(second["unlabelled"]) == len(first["unlabelled"]) + 7
+    np.testing.assert_array_equal(second["unlabelled"][: len(first["unlabelled"])], first["unlabelled"])
+    assert np.abs(second["unlabelled"][-7:]).sum() > 0  # the new rows were filled, not left at zero
+
+
 def test_shipped_logits_must_match_the_data(tmp_path, single_thread):
     from textdistill.pipeline import export_logits
 

@@ -7,6 +7,7 @@ second run of a finished config does no work and changing the student does not r
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import shutil
@@ -242,9 +243,14 @@ def logits_stage(config: Config, prepared: Prepared, model_dir: Path | None) -> 
             logger.info("logits %s: reusing %s", split, path)
             result[split] = _read_logits(path, data.ids)
             continue
-        result[split] = _compute_logits(config, prepared, _model_for(mode, model_dir, models), split, mode)
+        hashes = exact_text_hashes(data.texts)
+        logits, missing = _cached_rows(path.parent, key, hashes, len(prepared.dataset.label_names))
+        if missing:
+            model = _model_for(mode, model_dir, models)
+            logits[missing] = _compute_logits(config, prepared, model, split, mode, rows=missing)
+        result[split] = logits
         if is_main_process():  # a sharded pass gives every process the whole split; one writes it
-            _write_logits(path, result[split], data.ids, key)
+            _write_logits(path, logits, data.ids, key, hashes)
     barrier()
     return {name: result[name] for name in splits}
 
@@ -300,31 +306,74 @@ def _logit_mode(
 
 
 def teacher_split_logits(
-    config: Config, prepared: Prepared, model, split: str, mode: str, desc: str | None = None, sharded: bool = True
+    config: Config,
+    prepared: Prepared,
+    model,
+    split: str,
+    mode: str,
+    desc: str | None = None,
+    sharded: bool = True,
+    rows: list[int] | None = None,
 ) -> np.ndarray:
-    """The teacher's logits (n, K) float32 of ``split``: one truncated input per text, or with ``teacher.inference:
-    chunks`` windows over the whole text aggregated per text. ``mode`` ``bf16`` runs under CPU/GPU autocast.
+    """The teacher's logits (n, K) float32 of ``split`` (of its ``rows`` only, when given): one truncated input per
+    text, or with ``teacher.inference: chunks`` windows over the whole text aggregated per text. ``mode`` ``bf16``
+    runs under CPU/GPU autocast.
 
     Under a launcher the pass is ``sharded`` over the processes (collective: all of them call it) unless told not to.
     """
     predict = predict_logits_sharded if sharded else predict_logits
     pad, batch_size = prepared.tokenizer.pad_token_id, config.teacher.logit_batch_size
+    encoded = prepared.encoded[split] if rows is None else prepared.encoded[split].subset(rows)
     parameter = next(model.parameters(), None)
     device = parameter.device.type if parameter is not None else "cpu"
     with torch.autocast(device, dtype=torch.bfloat16, enabled=mode == "bf16"):
         if config.teacher.inference == "truncate":
-            return predict(model, teacher_inputs(config, prepared, split), pad, batch_size, desc)
+            return predict(model, teacher_tokens(config).inputs(encoded, prepared.special), pad, batch_size, desc)
         windows, owners = chunk_windows(
-            prepared.encoded[split], config.tokens.teacher_max_length, config.teacher.chunk_stride, prepared.special
+            encoded, config.tokens.teacher_max_length, config.teacher.chunk_stride, prepared.special
         )
         window_logits = predict(model, windows, pad, batch_size, desc)
-    logger.info("logits %s: %.2f windows per text", split, len(windows) / max(len(prepared.encoded[split]), 1))
-    return aggregate_windows(window_logits, owners, len(prepared.encoded[split]), config.teacher.chunk_aggregate)
+    logger.info("logits %s: %.2f windows per text", split, len(windows) / max(len(encoded), 1))
+    return aggregate_windows(window_logits, owners, len(encoded), config.teacher.chunk_aggregate)
 
 
-def _compute_logits(config: Config, prepared: Prepared, model, split: str, mode: str) -> np.ndarray:
+def exact_text_hashes(texts: list[str]) -> np.ndarray:
+    """One hex digest per exact text (n,): what a cached logit row is matched on across splits and data."""
+    return np.array([hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest() for t in texts])
+
+
+def _cached_rows(
+    directory: Path, key: dict[str, Any], hashes: np.ndarray, num_labels: int
+) -> tuple[np.ndarray, list[int]]:
+    """Logit rows (n, K) for the texts ``hashes`` already labelled by the same teacher pass with the same settings
+    (``key`` but any data: another split, a smaller unlabelled pool, fewer transfer sources), and the rows still
+    missing (zeros in the array), so adding transfer texts labels only the new ones. Files written before text
+    hashes were stored are not used."""
+    wanted = {h: i for i, h in enumerate(hashes.tolist())}
+    same_pass = {k: v for k, v in key.items() if k != "data"}
+    logits = np.zeros((len(hashes), num_labels), dtype=np.float32)
+    found = np.zeros(len(hashes), dtype=bool)
+    for path in sorted(directory.glob("*.npz")):
+        with np.load(path, allow_pickle=False) as stored:
+            if "text_hashes" not in stored.files:
+                continue
+            if {k: v for k, v in json.loads(str(stored["key"])).items() if k != "data"} != same_pass:
+                continue
+            pairs = [(wanted[h], j) for j, h in enumerate(stored["text_hashes"].tolist()) if h in wanted]
+            if pairs:
+                mine, theirs = (list(side) for side in zip(*pairs, strict=True))
+                logits[mine], found[mine] = stored["logits"][theirs], True
+    if found.any():
+        logger.info("logits: %d of %d rows reused from cached passes of this teacher", found.sum(), len(hashes))
+    return logits, np.flatnonzero(~found).tolist()
+
+
+def _compute_logits(
+    config: Config, prepared: Prepared, model, split: str, mode: str, rows: list[int] | None = None
+) -> np.ndarray:
+    """The teacher's logits of ``split`` (of only its ``rows`` when given), timed and recorded."""
     started = time.perf_counter()
-    logits = teacher_split_logits(config, prepared, model, split, mode, split)
+    logits = teacher_split_logits(config, prepared, model, split, mode, split, rows=rows)
     seconds = time.perf_counter() - started
     logger.info("logits %s: %d reviews in %.0f s (%.1f reviews/s)", split, len(logits), seconds, len(logits) / seconds)
     _record_logit_pass(prepared, split, len(logits), seconds)
@@ -344,10 +393,15 @@ def _record_logit_pass(prepared: Prepared, split: str, count: int, seconds: floa
         stream.write(json.dumps(record) + "\n")
 
 
-def _write_logits(path: Path, logits: np.ndarray, ids: list[str], key: dict[str, Any]) -> None:
+def _write_logits(
+    path: Path, logits: np.ndarray, ids: list[str], key: dict[str, Any], hashes: np.ndarray | None = None
+) -> None:
     key_text = np.array(json.dumps(key, sort_keys=True))
+    arrays: dict[str, Any] = {"logits": logits.astype(np.float32), "ids": np.array(ids), "key": key_text}
+    if hashes is not None:
+        arrays["text_hashes"] = hashes
     with atomic_open(path) as handle:
-        np.savez(handle, logits=logits.astype(np.float32), ids=np.array(ids), key=key_text)
+        np.savez(handle, **arrays)
 
 
 def _read_logits(path: Path, ids: list[str]) -> np.ndarray:

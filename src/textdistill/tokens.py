@@ -68,6 +68,14 @@ class EncodedTexts:
     def sequence(self, index: int) -> np.ndarray:
         return self.flat[self.offsets[index] : self.offsets[index + 1]]
 
+    def subset(self, rows: list[int]) -> EncodedTexts:
+        """The sequences ``rows``, in that order."""
+        lengths = self.lengths[rows]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        pieces = [self.sequence(i) for i in rows]
+        flat = np.concatenate(pieces).astype(np.int32) if pieces else np.zeros(0, dtype=np.int32)
+        return EncodedTexts(flat=flat, offsets=offsets)
+
     def save(self, path: Path) -> None:
         with atomic_open(path) as handle:
             np.savez(handle, flat=self.flat, offsets=self.offsets)
