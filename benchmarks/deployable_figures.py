@@ -5,8 +5,10 @@ batch-1 latency p50/p90 on one thread and batch-32 throughput on all cores for e
 (PyTorch float, ONNX float, ONNX int8) and for the teacher at 128 tokens (one window: a lower bound on the
 whole-review teacher, which reads ~3 windows per review); bytes of the int8 file, of what serving it needs (int8 file,
 tokenizer, config) and of the whole directory; test accuracy and agreement with the teacher's committed test
-logits; and a loopback `serve` load test of the int8 file at concurrency 1 and 16 (`load_test.py`). Quiet machine
-assumed: run nothing else meanwhile. Writes benchmarks/results/deployable_figures.json.
+logits; and a loopback `serve` load test of the int8 file at concurrency 1 and 16 (`load_test.py`). With
+`--float-student` (the best float student of the benchmark, e.g. a run of the preset) that student is scored on test
+and timed in the same run, and the deployable's gap to it is reported. Quiet machine assumed: run nothing else
+meanwhile. Writes benchmarks/results/deployable_figures.json.
 
     PYTHONPATH=src python benchmarks/deployable_figures.py --student runs/search-budget-24/search/chosen \\
         --teacher .cache/textdistill/teachers/2baf8f78e7cc017c/model
@@ -29,6 +31,7 @@ from textdistill.bench import bench_directories, bytes_on_disk
 from textdistill.compress import ONNX_INT8_NAME, load_onnx_student
 from textdistill.config import BenchConfig, load_config
 from textdistill.pipeline import load_shipped_logits, prepare_data
+from textdistill.students.hub import Student
 
 SERVING_FILES = (ONNX_INT8_NAME, "config.json", "tokenizer.json", "tokenizer_config.json")
 
@@ -45,6 +48,13 @@ def test_scores(student_dir: Path, config, prepared, logits_dir: Path) -> dict[s
         "teacher_test_accuracy": float((teacher.argmax(-1) == labels).mean()),
         "examples": len(labels),
     }
+
+
+def float_student_scores(student_dir: Path, prepared) -> dict[str, Any]:
+    """Test accuracy of a saved student's float (PyTorch) weights."""
+    student = Student.from_pretrained(student_dir)
+    predicted = student.predict_logits(prepared.dataset.test.texts).argmax(-1)
+    return {"directory": str(student_dir), "test_accuracy": float((predicted == prepared.dataset.test.labels).mean())}
 
 
 def load_test(student_dir: Path) -> dict[str, Any]:
@@ -65,6 +75,7 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/imdb")
     parser.add_argument("--logits", default="benchmarks/results/teacher_logits_v2")
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--float-student", type=Path, help="the best float student, scored and timed beside it")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # the preset holds the teacher settings the committed logits were made with (their manifest checks them)
@@ -73,10 +84,15 @@ def main() -> None:
     prepared = prepare_data(config)
     scores = test_scores(args.student, config, prepared, Path(args.logits))
     texts = prepared.dataset.test.texts[:512]  # real reviews as benchmark inputs
-    student_length = json.loads((args.student / "config.json").read_text())["tokenization"]["max_length"]
+    students = [args.student] + ([args.float_student] if args.float_student else [])
+    lengths = {json.loads((d / "config.json").read_text())["tokenization"]["max_length"] for d in students}
     bench = bench_directories(
-        [args.student, args.teacher], BenchConfig(runs=args.runs), texts, lengths=sorted({128, student_length})
+        [*students, args.teacher], BenchConfig(runs=args.runs), texts, lengths=sorted({128} | lengths)
     )
+    if args.float_student:
+        best = float_student_scores(args.float_student, prepared)
+        scores["best_float_student"] = best
+        scores["points_below_best_float_student"] = 100 * (best["test_accuracy"] - scores["test_accuracy"])
     sizes = {
         "int8_file_bytes": bytes_on_disk(args.student / ONNX_INT8_NAME),
         "serving_files_bytes": sum(bytes_on_disk(args.student / name) for name in SERVING_FILES),

@@ -162,6 +162,31 @@ def test_the_chosen_model_meets_the_budget_and_is_the_best_on_validation(finishe
     assert (Path(chosen["directory"]) / chosen["model_file"]).stat().st_size == chosen["bytes"]
 
 
+def test_an_interrupted_search_resumes_and_a_larger_one_screens_only_the_new_trials(tmp_path, monkeypatch):
+    from textdistill import search
+
+    screened: list[int] = []
+    train = search.train_candidate
+
+    def counting(context, candidate, directory, *, screen):
+        if screen:
+            screened.append(int(directory.name))
+        return train(context, candidate, directory, screen=screen)
+
+    monkeypatch.setattr(search, "train_candidate", counting)
+    first = search_stage(tiny_config(tmp_path, **{"search.trials": "2", "search.top_k": "1"}))
+    done = len(first["trials"])
+    assert len(screened) == done  # repeated proposals are not trained again
+    screened.clear()
+    second = search_stage(tiny_config(tmp_path, **{"search.trials": "3", "search.top_k": "1"}))
+    assert len(screened) <= 1 and all(number >= 2 for number in screened)  # only the third trial is new
+    assert [t["trial"] for t in second["trials"]][:done] == [t["trial"] for t in first["trials"]]
+    assert second["trials"][0]["screen"] == first["trials"][0]["screen"]  # read back from the study, not redone
+    screened.clear()
+    search_stage(tiny_config(tmp_path, **{"search.trials": "3", "search.top_k": "1", "search.num_filters": "[5]"}))
+    assert len(screened) >= 1 and min(screened) == 0  # other settings: a new study from trial 0
+
+
 def test_a_budget_nothing_meets_is_a_clear_error_with_the_files_written(tmp_path, caplog):
     config = tiny_config(tmp_path, **{"search.max_mb": "0.000001", "search.trials": "2"})
     with pytest.raises(BudgetNotMet, match=r"no candidate meets the budget \(latency <= none, size <= 1e-06 MB\)"):

@@ -14,13 +14,15 @@ the ``search.top_k`` most accurate candidates of the screened Pareto front that 
 (every training example, ``distill.epochs``) and measured again. The chosen model is the most accurate (validation)
 fully trained candidate within the budget; it alone is scored on test, once. Nothing is selected on test.
 
-Writes ``out_dir/search/``: ``search.json`` (every trial, the fronts, the choice), ``pareto.md``, ``pareto.png`` and
-``chosen/`` (the chosen deployable: a saved Student directory with its ONNX files).
+Writes ``out_dir/search/``: ``search.json`` (every trial, the fronts, the choice), ``pareto.md``, ``pareto.png``,
+``chosen/`` (the chosen deployable: a saved Student directory with its ONNX files) and ``study.journal`` (the Optuna
+study, from which an interrupted search resumes).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import shutil
@@ -32,7 +34,7 @@ import numpy as np
 
 from textdistill.api import fit_student
 from textdistill.bench import bytes_on_disk
-from textdistill.cache import atomic_write_json, atomic_write_text
+from textdistill.cache import array_digest, atomic_write_json, atomic_write_text, digest
 from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME, OnnxModule
 from textdistill.config import Config, ConfigError, SearchConfig, StudentConfig
 from textdistill.deploy import batch1_latencies, choose_variant, deployables, measure_variants, training_inputs
@@ -313,6 +315,8 @@ def _objective(context: _Context, records: list[dict[str, Any]]):
         measured.training = training
         _set_budget(trial, measured.latency_ms, measured.megabytes, search)
         records.append({"trial": trial.number, "candidate": candidate, "screen": measured})
+        for key, value in (("candidate", candidate), ("screen", measured)):  # kept in the study: a resume reads them
+            trial.set_user_attr(key, json.loads(json.dumps(dataclasses.asdict(value), default=float)))
         logger.info(
             "search trial %d: validation accuracy %.4f, %.3f ms, %.3f MB (%s)",
             trial.number,
@@ -352,7 +356,10 @@ def make_sampler(search: SearchConfig) -> Any:
 def search_stage(config: Config, prepared: Prepared | None = None) -> dict[str, Any]:
     """Run the search of ``config.search`` (see the module docstring); returns what ``search.json`` holds.
 
-    Raises ``BudgetNotMet`` (after writing the files) when no candidate meets the budget.
+    An interrupted search resumes: the study lives in ``search/study.journal`` (Optuna's journal storage) with each
+    screened candidate's measurement, so a second call with the same settings screens only the trials still missing
+    (a larger ``search.trials`` extends it); other settings start a new study. Raises ``BudgetNotMet`` (after
+    writing the files) when no candidate meets the budget.
     """
     import optuna
 
@@ -362,16 +369,66 @@ def search_stage(config: Config, prepared: Prepared | None = None) -> dict[str, 
     plan = StudentPlan("search", config.student, config.distill)
     logits = teacher_logits_for(config, prepared)[1] if plan.uses_teacher else None
     out = Path(config.out_dir) / SEARCH_DIR
-    if out.exists():
-        shutil.rmtree(out)  # a search is not resumed: its trials belong to one study
-    out.mkdir(parents=True)
+    study = _open_study(out, _study_identity(config, prepared, logits), config.search)
     context = _Context(config, prepared, logits, out)
-    records: list[dict[str, Any]] = []
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial is logged here, with its candidate
-    study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=make_sampler(config.search))
-    study.optimize(_objective(context, records), n_trials=config.search.trials, show_progress_bar=True)
+    records = _screened_records(study)
+    remaining = config.search.trials - len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    if records:
+        logger.info("search: resuming with %d screened trials, %d to go", len(records), max(remaining, 0))
+    if remaining > 0:
+        study.optimize(_objective(context, records), n_trials=remaining, show_progress_bar=True)
     repeats = {t.number: t.user_attrs["same_as"] for t in study.trials if "same_as" in t.user_attrs}
     return _finish(context, records, repeats)
+
+
+def _study_identity(config: Config, prepared: Prepared, logits: dict[str, np.ndarray] | None) -> str:
+    """What a study's trials depend on: the config (but its ``trials`` and output place), the data and the
+    teacher's logits."""
+    settings = dataclasses.asdict(config)
+    for key in ("out_dir", "cache_dir"):
+        settings.pop(key, None)
+    settings["search"].pop("trials")
+    logit_digests = {split: array_digest(values) for split, values in (logits or {}).items()}
+    return digest({"config": settings, "data": prepared.dataset.fingerprints(), "logits": logit_digests})
+
+
+def _open_study(out: Path, identity: str, search: SearchConfig) -> Any:
+    """The study stored in ``out`` when it was made with ``identity``; otherwise ``out`` is cleared and a new one
+    made (its trials belong to other settings)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    identity_path = out / "identity.json"
+    stored = json.loads(identity_path.read_text())["identity"] if identity_path.is_file() else None
+    if stored != identity:
+        if out.exists():
+            logger.info("search: %s holds a search with other settings; starting a new one", out)
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        atomic_write_json(identity_path, {"identity": identity})
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial is logged here, with its candidate
+    return optuna.create_study(
+        study_name="search",
+        storage=JournalStorage(JournalFileBackend(str(out / "study.journal"))),
+        load_if_exists=True,
+        directions=["maximize", "minimize", "minimize"],
+        sampler=make_sampler(search),
+    )
+
+
+def _screened_records(study: Any) -> list[dict[str, Any]]:
+    """The screened candidates of the study's finished trials (a repeated candidate is one record)."""
+    import optuna
+
+    records = []
+    for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        if "screen" in trial.user_attrs:
+            candidate = Candidate(**trial.user_attrs["candidate"])
+            records.append(
+                {"trial": trial.number, "candidate": candidate, "screen": Measurement(**trial.user_attrs["screen"])}
+            )
+    return records
 
 
 def _finish(context: _Context, records: list[dict[str, Any]], repeats: dict[int, int]) -> dict[str, Any]:
@@ -462,6 +519,7 @@ def _score_chosen(context: _Context, record: dict[str, Any]) -> dict[str, Any]:
     logits = predict_logits(module, test.sequences, prepared.tokenizer.pad_token_id)
     scores = score_logits(logits, test.labels, test.teacher_logits).to_dict()
     target = context.out / CHOSEN_DIR
+    shutil.rmtree(target, ignore_errors=True)  # a resumed search chooses again
     shutil.copytree(measured.directory, target)
     logger.info(
         "search: chose trial %d (%s): validation %.4f, test %.4f, %.3f ms, %.3f MB -> %s",
