@@ -194,6 +194,9 @@ def test_deploy_prunes_the_vocabulary_and_reports_the_sizes(tiny_tokenizer, tmp_
         predict_logits(pruned.model, validation, PAD), predict_logits(made["models"]["float"], validation, PAD)
     )
     assert made["int8"]["shipped"] and made["int8"]["agreement"] >= 0.995
+    measured = {row["name"]: row for row in made["int8"]["variants"]}
+    assert "onnx int8 (static)" in measured  # calibrated on the training ids, measured like the dynamic files
+    assert 0.0 <= measured["onnx int8 (static)"]["agreement"] <= 1.0
     weights = dict(compress.onnx_initializers(deploy_dir / compress.ONNX_INT8_NAME))
     assert any(a.dtype == np.int32 and a.shape == (vocab,) for a in weights.values())  # id_map is never quantized
     assert any(a.dtype.itemsize == 1 and a.shape == (record["kept_rows"], 12) for a in weights.values())  # 8 bits

@@ -309,7 +309,7 @@ class CompressConfig:
     quantize: bool = True  # ship model.int8.onnx (ONNX Runtime dynamic int8 of the ONNX export) if it passes the bar
     int8_min_agreement: float = 0.995  # int8 must predict the float student's label on this share of validation
     # int8 variants measured (all ops / all but Conv / embedding tables only); the fastest that passes ships
-    int8_scopes: list[str] = field(default_factory=lambda: ["all", "no-conv", "embedding"])  # int8 variants to try
+    int8_scopes: list[str] = field(default_factory=lambda: ["all", "no-conv", "embedding", "static"])  # int8 tried
     # The deployable (students/<tag>/deploy) keeps only the embedding rows of tokens seen this often in the
     # training and unlabelled inputs; the other tokens read [UNK].
     vocabulary_min_count: int | None = None  # vocabulary pruning: keep tokens seen this often in training (null: off)
@@ -326,8 +326,8 @@ class CompressConfig:
         )
         _check(self.onnx_opset >= 17, "compress.onnx_opset must be 17 or newer")
         _check(
-            bool(self.int8_scopes) and set(self.int8_scopes) <= {"all", "no-conv", "embedding"},
-            "compress.int8_scopes must be a non-empty list of: all, no-conv, embedding",
+            bool(self.int8_scopes) and set(self.int8_scopes) <= {"all", "no-conv", "embedding", "static"},
+            "compress.int8_scopes must be a non-empty list of: all, no-conv, embedding, static",
         )
         _check(
             self.vocabulary_min_count is None or self.vocabulary_min_count >= 1,

@@ -32,6 +32,7 @@ from textdistill.compress import (
     INT8_SCOPES,
     ONNX_INT8_NAME,
     ONNX_NAME,
+    STATIC_SCOPE,
     OnnxModule,
     compare_logits,
     export_onnx,
@@ -40,6 +41,7 @@ from textdistill.compress import (
     onnx_parity,
     prune_vocabulary_by_counts,
     quantize_onnx_int8,
+    quantize_onnx_int8_static,
     structured_prune,
 )
 from textdistill.config import Config
@@ -147,7 +149,7 @@ def deployables(
         parity = onnx_parity(student.model, onnx_path, student.sequences(PROBE_TEXTS), student.config["pad_id"])
         if config.compress.quantize:
             bar, scopes = config.compress.int8_min_agreement, tuple(config.compress.int8_scopes)
-            int8 = ship_int8(student, onnx_path, validation, bar, scopes=scopes, runs=runs)
+            int8 = ship_int8(student, onnx_path, validation, bar, scopes=scopes, runs=runs, calibration=training)
     return {
         "student": student,
         "directory": str(directory),
@@ -192,9 +194,11 @@ def ship_int8(
     *,
     scopes: tuple[str, ...] = tuple(INT8_SCOPES),
     runs: int = 100,
+    calibration: list[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Quantize ``onnx_path`` to int8 in each of ``scopes`` (``INT8_SCOPES``: all ops, all but convolutions,
-    only the embedding tables), measure every variant here, and keep the best int8 one as ``model.int8.onnx``.
+    """Quantize ``onnx_path`` to int8 in each of ``scopes`` (``INT8_SCOPES``, dynamic: all ops, all but
+    convolutions, only the embedding tables; ``static``: calibrated on ``calibration``, the training token ids,
+    skipped without them), measure every variant here, and keep the best int8 one as ``model.int8.onnx``.
 
     Each variant (PyTorch float, ONNX float, each int8 file) gets its label agreement with the float student
     on ``validation`` and its batch-1 latency on one thread, on the machine that deploys (int8 kernels differ
@@ -209,10 +213,13 @@ def ship_int8(
 
     target = onnx_path.with_name(ONNX_INT8_NAME)
     with tempfile.TemporaryDirectory(dir=onnx_path.parent) as scratch:
-        files = {
-            f"onnx int8 ({scope})": quantize_onnx_int8(onnx_path, Path(scratch) / f"{scope}.onnx", scope)
-            for scope in int8_scopes_for(onnx_path, scopes)
-        }
+        files = {}
+        for scope in int8_scopes_for(onnx_path, scopes):
+            path = Path(scratch) / f"{scope}.onnx"
+            if scope != STATIC_SCOPE:
+                files[f"onnx int8 ({scope})"] = quantize_onnx_int8(onnx_path, path, scope)
+            elif calibration:
+                files[f"onnx int8 ({scope})"] = quantize_onnx_int8_static(onnx_path, path, calibration)
         variants = measure_variants(student, onnx_path, files, validation, runs)
         int8_rows = [row for row in variants if row["name"] in files]
         best = choose_variant(int8_rows, min_agreement)
@@ -397,7 +404,7 @@ def compress_stage(config: Config, prepared: Prepared, main: dict[str, Any], bes
     for summary in {main["tag"]: main, best["tag"]: best}.values():
         length = summary["tokens"]["max_length"]
         validation = student_inputs(config, prepared, "validation", length)
-        training = training_inputs(config, prepared, length) if config.compress.vocabulary_min_count else None
+        training = training_inputs(config, prepared, length)  # counted by vocabulary pruning, calibrates static int8
         made = deployables(config, Path(summary["model_dir"]), validation, training, config.bench.runs)
         test = student_inputs(config, prepared, "test", length)
         teacher = None if logits is None else logits["test"]

@@ -28,6 +28,7 @@ from textdistill.compress.prune import (
 from textdistill.compress.quantize import (
     INT8_SCOPES,
     ONNX_INT8_NAME,
+    STATIC_SCOPE,
     LogitsOnly,
     OnnxSequenceClassifier,
     compare_logits,
@@ -35,6 +36,7 @@ from textdistill.compress.quantize import (
     int8_check,
     int8_scopes_for,
     quantize_onnx_int8,
+    quantize_onnx_int8_static,
 )
 from textdistill.compress.vocabulary import (
     id_map_for,
@@ -54,6 +56,7 @@ __all__ = [
     "OUTPUT_NAME",
     "OnnxModule",
     "OnnxSequenceClassifier",
+    "STATIC_SCOPE",
     "compare_logits",
     "export_classifier_int8",
     "export_onnx",
@@ -70,6 +73,7 @@ __all__ = [
     "prune_vocabulary",
     "prune_vocabulary_by_counts",
     "quantize_onnx_int8",
+    "quantize_onnx_int8_static",
     "sparsity_report",
     "structured_prune",
     "token_counts",
