@@ -2,8 +2,9 @@
 
 For a saved student directory (e.g. the `chosen/` model of `textdistill search`) and the teacher's model directory:
 batch-1 latency p50/p90 on one thread and batch-32 throughput on all cores for every file the directory ships
-(PyTorch float, ONNX float, ONNX int8) and for the teacher at 128 tokens (one window: a lower bound on the
-whole-review teacher, which reads ~3 windows per review); bytes of the int8 file, of what serving it needs (int8 file,
+(PyTorch float, ONNX float, ONNX int8) and for the teacher at 128 tokens (one window); the teacher at its own
+settings too (every 128-token window of a real review, stride 96, one batch per review, mean logits; bf16 autocast
+as the preset runs it, and fp32); bytes of the int8 file, of what serving it needs (int8 file,
 tokenizer, config) and of the whole directory; test accuracy and agreement with the teacher's committed test
 logits; and a loopback `serve` load test of the int8 file at concurrency 1 and 16 (`load_test.py`). With
 `--float-student` (the best float student of the benchmark, e.g. a run of the preset) that student is scored on test
@@ -30,6 +31,7 @@ from _common import machine, write_result
 from textdistill.bench import bench_directories, bytes_on_disk
 from textdistill.compress import ONNX_INT8_NAME, load_onnx_student
 from textdistill.config import BenchConfig, load_config
+from textdistill.inference import aggregate_windows
 from textdistill.pipeline import load_shipped_logits, prepare_data
 from textdistill.students.hub import Student
 
@@ -55,6 +57,43 @@ def float_student_scores(student_dir: Path, prepared) -> dict[str, Any]:
     student = Student.from_pretrained(student_dir)
     predicted = student.predict_logits(prepared.dataset.test.texts).argmax(-1)
     return {"directory": str(student_dir), "test_accuracy": float((predicted == prepared.dataset.test.labels).mean())}
+
+
+def whole_review_teacher_latency(teacher_dir: Path, config, prepared, reviews: int = 60) -> dict[str, Any]:
+    """Batch-1 latency of the teacher as the preset runs it: all windows of one review in one batch, on one thread.
+
+    ``reviews`` real test reviews (each timed once after a warm-up pass); p50/p90 in ms, fp32 and bf16 autocast.
+    """
+    import time
+
+    import numpy as np
+    import torch
+
+    from textdistill.teachers.transformer import load_teacher
+    from textdistill.tokens import chunk_windows, pad_batch
+
+    model, encoded = load_teacher(teacher_dir, "cpu"), prepared.encoded["test"].subset(list(range(reviews)))
+    windows, owners = chunk_windows(
+        encoded, config.tokens.teacher_max_length, config.teacher.chunk_stride, prepared.special
+    )
+    batches = [
+        pad_batch([w for w, o in zip(windows, owners, strict=True) if o == row], prepared.special.pad)
+        for row in range(reviews)
+    ]
+    result: dict[str, Any] = {"reviews": reviews, "windows_per_review": len(windows) / reviews}
+    torch.set_num_threads(1)
+    for mode in ("fp32", "bf16"):
+        seconds = []
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+            for timed in (False, True):
+                for input_ids, attention_mask in batches:
+                    start = time.perf_counter()
+                    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits.float().numpy()
+                    aggregate_windows(logits, np.zeros(len(logits), dtype=np.int64), 1, config.teacher.chunk_aggregate)
+                    if timed:
+                        seconds.append(time.perf_counter() - start)
+        result[mode] = {"p50_ms": 1000 * float(np.median(seconds)), "p90_ms": 1000 * float(np.quantile(seconds, 0.9))}
+    return result
 
 
 def load_test(student_dir: Path) -> dict[str, Any]:
@@ -108,6 +147,7 @@ def main() -> None:
         "sizes": sizes,
         "bench_rows": bench["rows"],
         "bench_markdown": bench["markdown"],
+        "teacher_whole_review": whole_review_teacher_latency(args.teacher, config, prepared),
         "load_test": load_test(args.student),
         "profiles": bench["profiles"],
     }
