@@ -52,6 +52,24 @@ def test_sources_read_files_and_directories(tmp_path):
         read_source_texts(TransferSource(path=str(tmp_path / "missing.csv")), seed=0)
 
 
+def test_a_hub_source_reads_its_train_split_and_failures_name_the_offline_way(monkeypatch):
+    import datasets
+
+    loaded = []
+
+    def fake_load_dataset(name, split):
+        loaded.append((name, split))
+        if name == "nobody/nothing":
+            raise ConnectionError("offline")
+        return datasets.Dataset.from_dict({"text": ["a hub text", "another"]})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    assert read_source_texts(TransferSource(path="someone/texts"), seed=0) == ["a hub text", "another"]
+    assert loaded == [("someone/texts", "train")]
+    with pytest.raises(DataError, match="could not load it from the Hugging Face hub.*local file or directory"):
+        read_source_texts(TransferSource(path="nobody/nothing"), seed=0)
+
+
 def test_a_wrong_source_key_names_the_valid_ones():
     with pytest.raises(ConfigError, match="valid keys here: \\['path', 'column', 'max_rows', 'name'\\]"):
         load_config(None, ["transfer.sources=[{path: x.csv, colum: text}]"])

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from textdistill.config import TransferConfig, TransferSource
 from textdistill.data import UNLABELLED, DataError, Dataset, Split, read_table, text_keys
@@ -22,17 +23,20 @@ logger = logging.getLogger(__name__)
 
 
 def read_source_texts(source: TransferSource, seed: int) -> list[str]:
-    """The non-empty texts of ``source.column`` in one file (or a directory's ``train`` file), at most
-    ``source.max_rows`` of them drawn at random (seeded), in file order."""
+    """The non-empty texts of ``source.column`` in one file, a directory's ``train`` file or a Hugging Face hub
+    dataset's train split, at most ``source.max_rows`` of them drawn at random (seeded), in file order."""
     path = Path(source.path).expanduser()
     if path.is_dir():
         candidates = sorted(p for p in path.iterdir() if p.stem == "train" and p.is_file())
         if not candidates:
             raise DataError(f"transfer source {source.path!r}: a directory without a train file")
         path = candidates[0]
-    if not path.is_file():
-        raise DataError(f"transfer source {source.path!r} does not exist")
-    frame = read_table(path)
+    if path.is_file():
+        frame = read_table(path)
+    elif path.exists() or source.path.startswith((".", "/", "~")):
+        raise DataError(f"transfer source {source.path!r} does not exist (give a file, a directory or a hub name)")
+    else:
+        frame = _hub_train_frame(source.path)
     if source.column not in frame.columns:
         raise DataError(f"transfer source {path}: no column {source.column!r}; columns: {list(frame.columns)}")
     texts = [t for t in frame[source.column].tolist() if isinstance(t, str) and t.strip()]
@@ -41,6 +45,19 @@ def read_source_texts(source: TransferSource, seed: int) -> list[str]:
         texts = [texts[i] for i in rows]
     logger.info("transfer source %s: %d texts from %s", source.name, len(texts), path)
     return texts
+
+
+def _hub_train_frame(name: str) -> pd.DataFrame:
+    """The train split of a hub dataset as a frame."""
+    import datasets  # imported here: slow to import and only needed for hub datasets
+
+    try:
+        return datasets.load_dataset(name, split="train").to_pandas()
+    except Exception as error:  # network, missing dataset, auth: all are reported the same way
+        raise DataError(
+            f"transfer source {name!r}: could not load it from the Hugging Face hub ({type(error).__name__}: "
+            f"{error}); give a local file or directory to work offline"
+        ) from error
 
 
 def augment_text(text: str, rng: np.random.Generator, settings: TransferConfig, mask_token: str) -> str:
