@@ -32,15 +32,17 @@ from textdistill.bench import bench_directories, bytes_on_disk
 from textdistill.compress import ONNX_INT8_NAME, load_onnx_student
 from textdistill.config import BenchConfig, load_config
 from textdistill.inference import aggregate_windows
-from textdistill.pipeline import load_shipped_logits, prepare_data
+from textdistill.pipeline import prepare_data
 from textdistill.students.hub import Student
+from textdistill.teachers.logits import read_logits_dir
 
 SERVING_FILES = (ONNX_INT8_NAME, "config.json", "tokenizer.json", "tokenizer_config.json")
 
 
-def test_scores(student_dir: Path, config, prepared, logits_dir: Path) -> dict[str, Any]:
+def test_scores(student_dir: Path, prepared, logits_dir: Path) -> dict[str, Any]:
     """Test accuracy of the int8 file and its agreement with the whole-review teacher's committed test logits."""
-    teacher = load_shipped_logits(config, prepared, logits_dir)["test"]
+    test = prepared.dataset.test
+    teacher = read_logits_dir(logits_dir, {"test": test.ids}, len(prepared.dataset.label_names))["test"]
     student = load_onnx_student(student_dir, ONNX_INT8_NAME, num_threads=1)
     predicted = student.predict_logits(prepared.dataset.test.texts).argmax(-1)
     labels = prepared.dataset.test.labels
@@ -117,11 +119,11 @@ def main() -> None:
     parser.add_argument("--float-student", type=Path, help="the best float student, scored and timed beside it")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    # the preset holds the teacher settings the committed logits were made with (their manifest checks them)
-    overrides = [f"data.path={args.data}", f"teacher.model={args.teacher_base}"]
-    config = load_config("configs/imdb-cpu-whole-review.yaml", overrides)
+    # the preset's teacher settings; only the labelled splits are read (no unlabelled pool, no transfer texts)
+    overrides = [f"data.path={args.data}", f"teacher.model={args.teacher_base}", "data.use_unlabelled=false"]
+    config = load_config("configs/imdb-cpu-whole-review.yaml", [*overrides, "transfer.sources=[]"])
     prepared = prepare_data(config)
-    scores = test_scores(args.student, config, prepared, Path(args.logits))
+    scores = test_scores(args.student, prepared, Path(args.logits))
     texts = prepared.dataset.test.texts[:512]  # real reviews as benchmark inputs
     students = [args.student] + ([args.float_student] if args.float_student else [])
     lengths = {json.loads((d / "config.json").read_text())["tokenization"]["max_length"] for d in students}

@@ -9,7 +9,7 @@ wall time, the machine and the exact overrides); the run directory keeps ``paret
         --max-latency-ms 0.9 --max-mb 2 --trials 12 \\
         --set data.path=../shared/data/imdb --set teacher.model=../shared/models/all-minilm-l6-v2 \\
         --set teacher.logits_dir=benchmarks/results/teacher_logits_v2 --set teacher.max_train=null \\
-        --set out_dir=runs/search-budget
+        --set data.max_unlabelled=30000 --set "transfer.sources=[]" --set out_dir=runs/search-budget
 """
 
 from __future__ import annotations
