@@ -363,7 +363,7 @@ def _notes(results: list[dict[str, Any]]) -> str:
         "size on disk and, within noise, the same latency as the float model (compare its rows; only `non-zero` "
         "drops). It would need sparse kernels or a sparse format to pay off.",
         "- Speed-ups come from fewer or cheaper dense operations: structured pruning (smaller matrices), int8 "
-        "kernels (ONNX Runtime dynamic quantization: integer MatMul/Conv/LSTM), ONNX Runtime's "
+        "kernels (ONNX Runtime dynamic or static quantization: integer MatMul/Conv/LSTM), ONNX Runtime's "
         "graph optimisations, and shorter inputs. `MB` is the saved directory or file (ONNX: the .onnx file).",
     ]
     return "\n".join(notes)
