@@ -204,19 +204,26 @@ def read_local_frames(directory: Path, want_unlabelled: bool, want_validation: b
     return frames
 
 
+def load_hub_dataset(name: str, failure: str, offline: str, **kwargs: Any) -> Any:
+    """``datasets.load_dataset(name, **kwargs)``; any failure (network, missing dataset, auth) becomes a DataError
+    "<failure> from the Hugging Face hub (<error>); <offline> to work offline"."""
+    import datasets  # imported here: slow to import and only needed for hub datasets
+
+    try:
+        return datasets.load_dataset(name, **kwargs)
+    except Exception as error:
+        raise DataError(
+            f"{failure} from the Hugging Face hub ({type(error).__name__}: {error}); {offline} to work offline"
+        ) from error
+
+
 def read_hub_frames(
     name: str, want_unlabelled: bool, want_validation: bool = True, label_column: str = "label"
 ) -> tuple[dict[str, pd.DataFrame], list[str] | None]:
     """Read a dataset from the Hugging Face hub; returns the frames and the ClassLabel names if any."""
-    import datasets  # imported here: slow to import and only needed for hub datasets
-
-    try:
-        loaded = datasets.load_dataset(name)
-    except Exception as error:  # network, missing dataset, auth: all are reported the same way
-        raise DataError(
-            f"could not load dataset {name!r} from the Hugging Face hub ({type(error).__name__}: {error}); "
-            "set data.path to a local directory with train/test files to work offline"
-        ) from error
+    loaded = load_hub_dataset(
+        name, f"could not load dataset {name!r}", "set data.path to a local directory with train/test files"
+    )
     missing = [key for key in ("train", "test") if key not in loaded]
     if missing:
         raise DataError(f"hub dataset {name!r} has no {missing} split(s); it has {list(loaded)}")

@@ -14,10 +14,9 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from textdistill.config import TransferConfig, TransferSource
-from textdistill.data import UNLABELLED, DataError, Dataset, Split, read_table, text_keys
+from textdistill.data import UNLABELLED, DataError, Dataset, Split, load_hub_dataset, read_table, text_keys
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,8 @@ def read_source_texts(source: TransferSource, seed: int) -> list[str]:
     elif path.exists() or source.path.startswith((".", "/", "~")):
         raise DataError(f"transfer source {source.path!r} does not exist (give a file, a directory or a hub name)")
     else:
-        frame = _hub_train_frame(source.path)
+        failure, offline = f"transfer source {source.path!r}: could not load it", "give a local file or directory"
+        frame = load_hub_dataset(source.path, failure, offline, split="train").to_pandas()
     if source.column not in frame.columns:
         raise DataError(f"transfer source {path}: no column {source.column!r}; columns: {list(frame.columns)}")
     texts = [t for t in frame[source.column].tolist() if isinstance(t, str) and t.strip()]
@@ -45,19 +45,6 @@ def read_source_texts(source: TransferSource, seed: int) -> list[str]:
         texts = [texts[i] for i in rows]
     logger.info("transfer source %s: %d texts from %s", source.name, len(texts), path)
     return texts
-
-
-def _hub_train_frame(name: str) -> pd.DataFrame:
-    """The train split of a hub dataset as a frame."""
-    import datasets  # imported here: slow to import and only needed for hub datasets
-
-    try:
-        return datasets.load_dataset(name, split="train").to_pandas()
-    except Exception as error:  # network, missing dataset, auth: all are reported the same way
-        raise DataError(
-            f"transfer source {name!r}: could not load it from the Hugging Face hub ({type(error).__name__}: "
-            f"{error}); give a local file or directory to work offline"
-        ) from error
 
 
 def augment_text(text: str, rng: np.random.Generator, settings: TransferConfig, mask_token: str) -> str:
