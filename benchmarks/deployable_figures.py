@@ -23,18 +23,23 @@ import logging
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from _common import machine, write_result
 
-from textdistill.bench import bench_directories, bytes_on_disk, markdown_table
+from textdistill.bench import bench_directories, bytes_on_disk, markdown_table, torch_threads
 from textdistill.compress import ONNX_INT8_NAME, load_onnx_student
 from textdistill.config import BenchConfig, load_config
 from textdistill.inference import aggregate_windows
 from textdistill.pipeline import prepare_data
 from textdistill.students.hub import Student
 from textdistill.teachers.logits import read_logits_dir
+from textdistill.teachers.transformer import load_teacher
+from textdistill.tokens import chunk_windows, pad_batch
 
 SERVING_FILES = (ONNX_INT8_NAME, "config.json", "tokenizer.json", "tokenizer_config.json")
 
@@ -66,14 +71,6 @@ def whole_review_teacher_latency(teacher_dir: Path, config, prepared, reviews: i
 
     ``reviews`` real test reviews (each timed once after a warm-up pass); p50/p90 in ms, fp32 and bf16 autocast.
     """
-    import time
-
-    import numpy as np
-    import torch
-
-    from textdistill.teachers.transformer import load_teacher
-    from textdistill.tokens import chunk_windows, pad_batch
-
     model, encoded = load_teacher(teacher_dir, "cpu"), prepared.encoded["test"].subset(list(range(reviews)))
     windows, owners = chunk_windows(
         encoded, config.tokens.teacher_max_length, config.teacher.chunk_stride, prepared.special
@@ -83,10 +80,10 @@ def whole_review_teacher_latency(teacher_dir: Path, config, prepared, reviews: i
         for row in range(reviews)
     ]
     result: dict[str, Any] = {"reviews": reviews, "windows_per_review": len(windows) / reviews}
-    torch.set_num_threads(1)
     for mode in ("fp32", "bf16"):
         seconds = []
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+        bf16 = torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16")
+        with torch_threads(1), torch.inference_mode(), bf16:
             for timed in (False, True):
                 for input_ids, attention_mask in batches:
                     start = time.perf_counter()
