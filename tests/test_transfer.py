@@ -10,9 +10,9 @@ import pytest
 
 from textdistill import builtin
 from textdistill.config import ConfigError, TransferConfig, TransferSource, load_config
-from textdistill.data import DataError
+from textdistill.data import DataError, Dataset, Split
 from textdistill.pipeline import prepare_data
-from textdistill.transfer import augment_texts, read_source_texts
+from textdistill.transfer import augment_texts, read_source_texts, sentence_spans, with_transfer_texts
 
 
 def test_augmentation_masks_words_and_samples_ngrams_reproducibly():
@@ -34,6 +34,49 @@ def test_augmentation_masks_words_and_samples_ngrams_reproducibly():
 def test_no_augmentation_changes_nothing():
     settings = TransferConfig(augment_copies=1, mask_probability=0.0, ngram_probability=0.0)
     assert augment_texts(["a b c"], settings, "[MASK]") == ["a b c"]
+
+
+def test_sentence_spans_are_distinct_runs_of_sentences_never_a_whole_text(caplog):
+    texts = [f"Review {r} opens. Review {r} goes on! Does review {r} end? Review {r} ends." for r in range(30)]
+    texts.append("A review of one sentence only.")
+    ids = [f"r{i}" for i in range(len(texts))]
+    settings = TransferConfig(sentence_spans=100, max_span_sentences=2)
+    spans, span_ids = sentence_spans(texts, ids, settings)
+    assert (spans, span_ids) == sentence_spans(texts, ids, settings)  # seeded
+    assert len(spans) == len(set(spans)) == len(span_ids) == 100
+    for span, span_id in zip(spans, span_ids, strict=True):
+        source = texts[ids.index(span_id.split(":")[2])]
+        assert span in source and span != source
+        assert 1 <= sum(span.count(end) for end in ".!?") <= 2  # one or two whole sentences
+    assert not any(i.endswith(":r30") for i in span_ids)  # a one-sentence text has no span shorter than itself
+    with caplog.at_level(logging.WARNING):
+        few, _ = sentence_spans(texts[:2], ids[:2], TransferConfig(sentence_spans=100, max_span_sentences=2))
+    assert len(few) == 14  # 2 texts x (4 single sentences + 3 pairs): all there are
+    assert "only 14 distinct spans (asked for 100)" in caplog.text
+
+
+def test_sentence_spans_join_the_unlabelled_split_after_the_in_domain_pool():
+    def split(name, texts):
+        return Split(name, texts, np.zeros(len(texts), dtype=np.int64), [f"{name}{i}" for i in range(len(texts))])
+
+    reviews = ["Good start. Bad middle. Fine end.", "Loved it. Then hated it."]
+    dataset = Dataset(
+        split("train", reviews[:1]), split("validation", ["Loved it."]), split("test", ["x"]), ["neg", "pos"],
+        unlabelled=split("unlabelled", reviews[1:]),
+    )  # fmt: skip
+    unlabelled = with_transfer_texts(dataset, TransferConfig(sentence_spans=50), "[MASK]").unlabelled
+    assert unlabelled is not None and unlabelled.ids[0] == "unlabelled0"
+    spans = dict(zip(unlabelled.ids[1:], unlabelled.texts[1:], strict=True))
+    assert sorted(spans.values()) == [
+        "Bad middle.",
+        "Bad middle. Fine end.",
+        "Fine end.",
+        "Good start.",
+        "Good start. Bad middle.",
+        "Then hated it.",
+    ]  # "Loved it." is a validation text
+    assert all(i.startswith("sentences:") and i.endswith((":train0", ":unlabelled0")) for i in spans)
+    assert (unlabelled.labels == -1).all()
 
 
 def test_sources_read_files_and_directories(tmp_path):

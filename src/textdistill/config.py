@@ -183,13 +183,17 @@ class TransferConfig:
     mask_probability: float = 0.1  # augmentation: each word replaced by the mask token with this probability
     ngram_probability: float = 0.25  # augmentation: only an n-gram of the masked text kept with this probability
     max_ngram: int = 5  # augmentation: the n-gram's length is uniform in 1..max_ngram
-    seed: int = 42  # sampling of sources and augmentation
+    sentence_spans: int = 0  # spans of consecutive sentences cut from training and in-domain unlabelled texts
+    max_span_sentences: int = 3  # a span's sentence count is uniform in 1..max_span_sentences
+    seed: int = 42  # sampling of sources, augmentation and sentence spans
 
     def __post_init__(self) -> None:
         _check(self.augment_copies >= 0, "transfer.augment_copies must be at least 0")
         for name in ("mask_probability", "ngram_probability"):
             _check(0.0 <= getattr(self, name) <= 1.0, f"transfer.{name} must be in [0, 1]")
         _check(self.max_ngram >= 1, "transfer.max_ngram must be at least 1")
+        _check(self.sentence_spans >= 0, "transfer.sentence_spans must be at least 0")
+        _check(self.max_span_sentences >= 1, "transfer.max_span_sentences must be at least 1")
         names = [source.name for source in self.source_entries()]
         _check(len(set(names)) == len(names), f"transfer.sources: names must be unique, got {names}")
 
