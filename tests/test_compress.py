@@ -31,6 +31,10 @@ ARCHS = {
         "transformer",
         {"embedding_dim": 12, "d_model": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 2, "max_positions": 64},
     ),
+    "bert-layers": (
+        "pretrained-layers",
+        {"embedding_dim": 16, "num_heads": 2, "intermediate_size": 32, "num_layers": 2, "max_positions": 64},
+    ),
 }
 LENGTHS = [5, 12, 3, 9, 1, 16, 7, 2, 11, 4]  # content lengths: mixed, one of a single token
 
@@ -171,6 +175,7 @@ def test_structured_prune_amount_zero_is_an_exact_copy(kind):
         ("gru-uni", "hidden_size", 8),
         ("cnn", "num_filters", 4),
         ("transformer", "ff_dim", 16),
+        ("bert-layers", "intermediate_size", 16),
     ],
 )
 def test_structured_prune_shrinks_and_round_trips(kind, field, kept, tiny_tokenizer, tmp_path):
@@ -212,6 +217,11 @@ def _silence_units(model: nn.Module, kind: str) -> None:
             for conv in model.convs:
                 conv.weight[1::2] = 0
                 conv.bias[1::2] = 0
+        elif kind == "bert-layers":
+            for layer in model.encoder.encoder.layer:
+                layer.intermediate.dense.weight[1::2] = 0
+                layer.intermediate.dense.bias[1::2] = 0
+                layer.output.dense.weight[:, 1::2] = 0
         else:
             for layer in model.encoder.layers:
                 layer.linear1.weight[1::2] = 0
@@ -269,7 +279,7 @@ def test_unpacked_rnn_equals_the_packed_student(kind):
     torch.testing.assert_close(actual, expected, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru-uni", "cnn"])
+@pytest.mark.parametrize("kind", ["lstm", "gru-uni", "cnn", "bert-layers"])
 def test_onnx_export_parity(kind, tmp_path):
     model = make(kind)
     path = compress.export_onnx(model, tmp_path / "model.onnx", max_length=64)

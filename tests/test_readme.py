@@ -6,6 +6,7 @@ import pytest
 
 from textdistill import Student
 from textdistill.config import reference_markdown
+from textdistill.students import arch_reference_markdown, student_names
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -18,11 +19,23 @@ def test_readme_config_reference_matches_the_code():
     assert documented == reference_markdown(), "run `textdistill config reference` and paste it into the README"
 
 
+def test_readme_student_reference_matches_the_code():
+    text = README.read_text(encoding="utf-8")
+    start, end = "<!-- student-reference:start -->\n", "\n<!-- student-reference:end -->"
+    assert start in text and end in text, "README lost its student-reference markers"
+    documented = text.split(start, 1)[1].split(end, 1)[0]
+    assert documented == arch_reference_markdown(), "paste textdistill.students.arch_reference_markdown() into it"
+    assert set(student_names()) == {row.split(" | ")[0].lstrip("| ") for row in documented.splitlines()[2:]}
+
+
 def test_every_config_key_has_a_meaning():
     rows = reference_markdown().splitlines()[2:]
     assert rows
     undocumented = [row.split(" | ")[0] for row in rows if row.endswith("|  |")]
     assert not undocumented, f"config keys without a comment: {undocumented}"
+    arch_rows = arch_reference_markdown().splitlines()[2:]
+    undocumented = [" ".join(row.split(" | ")[:2]) for row in arch_rows if row.endswith("|  |")]
+    assert not undocumented, f"student arch keys without a comment: {undocumented}"
 
 
 SHARED = README.parents[1] / "shared"

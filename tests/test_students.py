@@ -25,6 +25,14 @@ TINY_ARCH = {
     "rnn-attention": {"embedding_dim": 16, "hidden_size": 16, "attention_dim": 8, "dropout": 0.1},
     "cnn": {"embedding_dim": 16, "num_filters": 8, "kernel_sizes": [2, 3, 5], "dropout": 0.1},
     "transformer": {"embedding_dim": 12, "d_model": 16, "num_heads": 2, "ff_dim": 32, "max_positions": 64},
+    "pretrained-layers": {
+        "embedding_dim": 16,
+        "num_layers": 2,
+        "num_heads": 2,
+        "intermediate_size": 32,
+        "max_positions": 64,
+        "dropout": 0.1,
+    },
 }
 CASES = [pytest.param(name, TINY_ARCH.get(name, {}), id=name) for name in student_names()] + [
     pytest.param(
@@ -165,7 +173,8 @@ class TestStudentContract:
 
 def test_registry_errors_name_the_valid_choices():
     with pytest.raises(
-        ValueError, match=r"unknown student 'lstm'; valid students: \['cnn', 'ngram-bag', 'rnn-attention'"
+        ValueError,
+        match=r"unknown student 'lstm'; valid students: \['cnn', 'ngram-bag', 'pretrained-layers', 'rnn-att",
     ):
         build_student("lstm", {}, vocab_size=10, num_labels=2)
     with pytest.raises(ConfigError, match=r"student.arch.hiden_size.*valid keys here: \['embedding_dim'"):

@@ -24,6 +24,7 @@ ARCHS = {
     "cnn": {"embedding_dim": 12, "num_filters": 8, "kernel_sizes": [2, 3]},
     "transformer": {"embedding_dim": 12, "d_model": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 1},
     "ngram-bag": {"embedding_dim": 12, "bigram_buckets": 32},
+    "pretrained-layers": {"embedding_dim": 12, "num_heads": 2, "intermediate_size": 24, "num_layers": 1},
 }
 KEPT = np.array([*SPECIAL, *range(5, 40, 2)])  # odd ids 5..39 kept; 4, the even ids and 40.. dropped
 
@@ -129,7 +130,7 @@ def _tokenizer_kept(tokenizer) -> np.ndarray:
     return np.unique([*tokenizer.all_special_ids, *[i for row in ids for i in row]])
 
 
-@pytest.mark.parametrize("name", ["cnn", "rnn-attention"])
+@pytest.mark.parametrize("name", ["cnn", "rnn-attention", "pretrained-layers"])
 def test_pruned_student_saves_loads_and_exports(name, tiny_tokenizer, tmp_path):
     vocab = len(tiny_tokenizer)
     model = make(name, vocab)

@@ -35,7 +35,7 @@ from textdistill.data import encode_labels, is_label_set, label_names_from, labe
 from textdistill.embeddings import build_matrix, check_teacher_vocabulary, teacher_embedding_matrix, train_word2vec
 from textdistill.inference import predict_logits
 from textdistill.multilabel import choose_thresholds
-from textdistill.students import build_arch, build_student, init_embeddings
+from textdistill.students import StudentModule, build_arch, build_student, init_embeddings, pretrained_source
 from textdistill.students.hub import Student, check_texts, student_config
 from textdistill.teachers.ngram import NgramTeacher, NgramTeacherConfig
 from textdistill.teachers.transformer import load_teacher
@@ -66,16 +66,34 @@ def fit_student(
     embedding: np.ndarray | None,
     run_dir: Path,
 ) -> tuple[nn.Module, TrainResult]:
-    """Build student ``student.name``, initialise its embedding (``embedding``: (vocab_size, dim) or None) and
-    train it with the hybrid loss in ``run_dir`` (resumable); returns the model with its best weights."""
+    """Build student ``student.name``, initialise it and train it with the hybrid loss in ``run_dir`` (resumable);
+    returns the model with its best weights.
+
+    A student whose arch names pretrained weights loads them (``StudentModule.init_pretrained``), embedding
+    included; any other takes ``embedding`` ((vocab_size, dim) Word2Vec or teacher-PCA matrix, or None).
+    """
     torch.manual_seed(distill.seed)
     use_embedding = student.use_word2vec and embedding is not None
     dim = embedding.shape[1] if use_embedding and embedding is not None else None
     model = build_student(student.name, student.arch, vocab_size, num_labels, dim, pad_id)
-    if use_embedding and embedding is not None:
+    if isinstance(model, StudentModule) and model.init_pretrained():
+        _keep_pretrained_embedding(model, student, use_embedding)
+    elif use_embedding and embedding is not None:
         init_embeddings(model, embedding, student.freeze_embeddings)
     result = train_student(model, train, validation, distill, run_dir, pad_id)
     return model, result
+
+
+def _keep_pretrained_embedding(model: StudentModule, student: StudentConfig, had_matrix: bool) -> None:
+    """The pretrained word embedding wins over Word2Vec / teacher PCA (its layers were trained on it); it honours
+    ``student.freeze_embeddings``."""
+    if had_matrix:
+        logger.info(
+            "student %s: embedding from %s; the Word2Vec/teacher embedding matrix is not used",
+            student.name,
+            pretrained_source(student.name, student.arch),
+        )
+    model.embedding.weight.requires_grad_(not student.freeze_embeddings)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -105,8 +123,8 @@ class Distiller:
     """Distill a teacher into a small student: ``Distiller(student, teacher=...).fit(texts, labels)``.
 
     Args:
-        student: a registered student name (``cnn``, ``rnn-attention``, ``transformer``, ``ngram-bag``) or a
-            ``StudentConfig``.
+        student: a registered student name (``cnn``, ``rnn-attention``, ``transformer``, ``ngram-bag``,
+            ``pretrained-layers``) or a ``StudentConfig``.
         teacher: see the module docstring.
         tokenizer: the WordPiece tokenizer the student reads (a directory or hub name); default: the
             transformer teacher's. Required with the n-gram teacher, precomputed logits or no teacher.
@@ -265,6 +283,8 @@ class Distiller:
         (``embeddings.teacher_model``, else the transformer teacher)."""
         if not (self.student.use_word2vec and self.embeddings.enabled):
             return None
+        if pretrained_source(self.student.name, self.student.arch) is not None:
+            return None  # the student's embedding comes with its pretrained weights
         sentences = [encoded["train"]] + ([encoded["unlabelled"]] if "unlabelled" in encoded else [])
         vocab_size, pad_id = len(tokenizer), tokenizer.pad_token_id
         if self.embeddings.source == "teacher":

@@ -263,7 +263,7 @@ def teacher_entries(entries: list[dict[str, Any]]) -> list[TeacherEntry]:
 class StudentConfig:
     """Which student to train; ``arch`` is validated by that student's own config dataclass."""
 
-    name: str = "rnn-attention"  # registered student: rnn-attention, cnn or transformer
+    name: str = "rnn-attention"  # registered student: cnn, ngram-bag, pretrained-layers, rnn-attention or transformer
     arch: dict[str, Any] = field(default_factory=dict)  # keys of that student's own config (see the student reference)
     use_word2vec: bool = True  # initialise the embedding table from Word2Vec
     freeze_embeddings: bool = False  # keep the embedding table fixed
@@ -616,18 +616,24 @@ def reference_markdown() -> str:
     for section in dataclasses.fields(Config):
         value = getattr(defaults, section.name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            cls = type(value)
-            comments = _field_comments(cls)
-            hints = typing.get_type_hints(cls)
-            for f in dataclasses.fields(cls):
-                default = json_default(getattr(value, f.name))
-                row = (f"{section.name}.{f.name}", _cell_type(hints[f.name]), default, comments.get(f.name, ""))
-                lines.append("| " + " | ".join(row) + " |")
+            lines += field_rows(value, f"{section.name}.")
         else:
             comment = _field_comments(Config).get(section.name, "")
             row = (section.name, _cell_type(typing.get_type_hints(Config)[section.name]), json_default(value), comment)
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def field_rows(defaults: Any, prefix: str = "") -> list[str]:
+    """``| prefix + key | type | default | meaning |`` for every field of the dataclass instance ``defaults``; the
+    meaning is the field's trailing comment."""
+    cls = type(defaults)
+    comments, hints = _field_comments(cls), typing.get_type_hints(cls)
+    rows = [
+        (prefix + f.name, _cell_type(hints[f.name]), json_default(getattr(defaults, f.name)), comments.get(f.name, ""))
+        for f in dataclasses.fields(cls)
+    ]
+    return ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def _cell_type(annotation: Any) -> str:

@@ -26,12 +26,12 @@ from textdistill.compress import ONNX_INT8_NAME, OnnxSequenceClassifier, export_
 from textdistill.config import Config, ConfigError, StudentConfig, TeacherEntry, teacher_entries
 from textdistill.data import Dataset, label_balance, load_dataset, save_label_mapping, stratified_sample
 from textdistill.distributed import barrier, is_main_process, main_process_first, predict_logits_sharded
-from textdistill.embeddings import embeddings_stage
+from textdistill.embeddings import embeddings_stage, model_identity
 from textdistill.inference import aggregate_windows, predict_logits
 from textdistill.metrics import agreement
 from textdistill.multilabel import Thresholds, choose_thresholds, score_logits
 from textdistill.plans import StudentPlan, student_plans
-from textdistill.students import count_parameters
+from textdistill.students import count_parameters, pretrained_source
 from textdistill.students.hub import save_student
 from textdistill.teachers.logits import read_logits_dir
 from textdistill.teachers.transformer import checkpoint_hash, fine_tune, load_teacher, write_model_card
@@ -787,6 +787,8 @@ def student_stage(
     run_dir = Path(config.out_dir) / "students" / plan.tag
     model_dir = run_dir / "model"
     summary_path = run_dir / "summary.json"
+    if pretrained_source(plan.student.name, plan.student.arch) is not None:
+        embedding = None  # its embedding comes with its pretrained weights: Word2Vec settings do not change it
     key = _student_key(config, prepared, plan, logits, embedding)
     if summary_path.is_file() and json.loads(summary_path.read_text()).get("key") == key:
         logger.info("student %s: reusing %s (same settings, data and teacher)", plan.tag, model_dir)
@@ -904,7 +906,15 @@ def _student_key(config: Config, prepared: Prepared, plan: StudentPlan, logits, 
             "teacher": teacher,
             "embeddings": None if embedding is None else array_digest(embedding.matrix),
         }
+        | _pretrained_part(plan)
     )
+
+
+def _pretrained_part(plan: StudentPlan) -> dict[str, str]:
+    """The weights a student starts from (a local directory: the hash of its files), in the key only when it has
+    some, so that other students' keys stay what they were."""
+    source = pretrained_source(plan.student.name, plan.student.arch)
+    return {} if source is None else {"pretrained": model_identity(source)}
 
 
 # ---------------------------------------------------------------------------------------------------

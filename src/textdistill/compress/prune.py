@@ -162,10 +162,10 @@ def structured_prune(model: nn.Module, amount: float) -> nn.Module:
     """A NEW, smaller dense model of the same class with ``amount`` of its units removed by importance.
 
     The student's ``shrunk`` hook (see ``textdistill.students.StudentModule``) chooses the units: hidden units
-    for ``rnn-attention``, convolution filters for ``cnn``, feed-forward units for ``transformer``; a student
-    without one (``ngram-bag``) raises NotImplementedError. Kept units keep their order, so ``amount=0`` returns
-    an exact copy (identical logits). The returned model's ``config`` carries the new size, so ``save_student``
-    → ``Student.from_pretrained`` round-trips it. The input model is not modified.
+    for ``rnn-attention``, convolution filters for ``cnn``, feed-forward units for ``transformer`` and
+    ``pretrained-layers``; a student without one (``ngram-bag``) raises NotImplementedError. Kept units keep their
+    order, so ``amount=0`` returns an exact copy (identical logits). The returned model's ``config`` carries the
+    new size, so ``save_student`` → ``Student.from_pretrained`` round-trips it. The input model is not modified.
     """
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"amount must be in [0, 1), got {amount}")

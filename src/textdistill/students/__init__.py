@@ -4,15 +4,23 @@
 imports every student module so that each registers itself.
 """
 
-from textdistill.students import cnn, ngram_bag, rnn_attention, transformer  # noqa: F401  (they register)
+from textdistill.students import (  # noqa: F401  (they register)
+    cnn,
+    ngram_bag,
+    pretrained_layers,
+    rnn_attention,
+    transformer,
+)
 from textdistill.students.registry import (
     PrunedEmbedding,
     StudentModule,
+    arch_reference_markdown,
     build_arch,
     build_student,
     count_parameters,
     init_embeddings,
     kept_count,
+    pretrained_source,
     refresh_rnn_weights,
     register,
     student_class,
@@ -24,11 +32,13 @@ from textdistill.students.registry import (
 __all__ = [
     "PrunedEmbedding",
     "StudentModule",
+    "arch_reference_markdown",
     "build_arch",
     "build_student",
     "count_parameters",
     "init_embeddings",
     "kept_count",
+    "pretrained_source",
     "refresh_rnn_weights",
     "register",
     "student_class",

@@ -22,10 +22,10 @@ from textdistill.students.registry import StudentModule, kept_count, register, t
 class CNNConfig:
     """Architecture of ``cnn``: ``num_filters`` feature maps for each width in ``kernel_sizes``."""
 
-    embedding_dim: int = 300
-    num_filters: int = 100
-    kernel_sizes: list[int] = field(default_factory=lambda: [3, 4, 5])
-    dropout: float = 0.5
+    embedding_dim: int = 300  # token embedding size (= embeddings.vector_size with Word2Vec)
+    num_filters: int = 100  # feature maps per convolution width
+    kernel_sizes: list[int] = field(default_factory=lambda: [3, 4, 5])  # convolution widths in tokens
+    dropout: float = 0.5  # before the classifier
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1 or self.num_filters < 1:

@@ -22,10 +22,10 @@ _HASH_MULTIPLIER = 1_000_003  # odd prime: spreads (left, right) id pairs over t
 class NgramBagConfig:
     """Architecture of ``ngram-bag``: embedding size, bigram hash buckets, hidden layer (0: linear) and dropout."""
 
-    embedding_dim: int = 100
-    bigram_buckets: int = 500_000
-    hidden_size: int = 0
-    dropout: float = 0.2
+    embedding_dim: int = 100  # unigram and bigram embedding size
+    bigram_buckets: int = 500_000  # hashed bigram rows (0: unigrams only)
+    hidden_size: int = 0  # hidden layer before the classifier (0: linear)
+    dropout: float = 0.2  # on the averaged embedding
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1 or self.bigram_buckets < 0 or self.hidden_size < 0:

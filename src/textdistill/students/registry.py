@@ -21,6 +21,15 @@ Compression hooks (``textdistill.compress`` calls these and never names a studen
   rows that maps the tokenizer's ids to them itself (``textdistill.compress.prune_vocabulary`` fills it; loading a
   saved pruned student calls it before reading the weights). Inputs stay the tokenizer's ids, so every
   inference path (PyTorch, ONNX, ``predict``, ``serve``, ``bench``) applies the mapping without code of its own.
+
+Pretrained weights (a factory step, so the constructor still only builds layers):
+
+- ``pretrained_source(config) -> str | None`` (a classmethod): the model whose weights ``init_pretrained`` reads for
+  an arch ``config``, or None. A student that has one brings its own embedding: Word2Vec or the teacher's PCA
+  matrix neither sizes (``build_arch``) nor fills (``api.fit_student``) it. Default: None.
+- ``init_pretrained() -> bool``: load those weights into the freshly built student; True when it did. Only the
+  training path calls it (``api.fit_student``), never loading a saved student, whose own weights are the truth.
+  Default: nothing to load, False.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from textdistill.config import ConfigError, from_dict
+from textdistill.config import ConfigError, field_rows, from_dict
 
 ModuleType = TypeVar("ModuleType", bound=type[nn.Module])
 
@@ -73,6 +82,15 @@ class StudentModule(nn.Module):
     onnx_exporter: ClassVar[str] = "torchscript"
     embedding: nn.Embedding
     classifier: nn.Linear
+
+    @classmethod
+    def pretrained_source(cls, config: Any) -> str | None:
+        """The model (directory or hub name) whose weights ``init_pretrained`` reads for ``config``; None: none."""
+        return None
+
+    def init_pretrained(self) -> bool:
+        """Load the pretrained weights the arch names (training path only); True when it did. Default: none."""
+        return False
 
     def shrunk(self, amount: float) -> nn.Module:
         """A smaller dense copy with ``amount`` of the units removed; this student has none to remove."""
@@ -142,14 +160,28 @@ def student_class(name: str) -> type[nn.Module]:
     return _REGISTRY[name]
 
 
+def arch_reference_markdown() -> str:
+    """Every registered student's ``student.arch`` keys with type, default and meaning, from the config dataclasses
+    (the README's student reference; it cannot drift)."""
+    lines = ["| student | arch key | type | default | meaning |", "| --- | --- | --- | --- | --- |"]
+    for name in student_names():
+        lines += [f"| {name} {row}" for row in field_rows(student_class(name).config_class())]  # type: ignore[attr-defined]
+    return "\n".join(lines)
+
+
 def build_arch(name: str, arch: dict[str, Any], embedding_dim: int | None = None) -> Any:
     """The validated arch dataclass of student ``name``; unknown keys are errors listing the valid keys.
 
     ``embedding_dim`` (e.g. the Word2Vec vector size) fills ``arch.embedding_dim``; giving both with
-    different values is an error.
+    different values is an error. It is ignored for an arch that names pretrained weights (``pretrained_source``).
     """
-    config_class = student_class(name).config_class  # type: ignore[attr-defined]
+    cls = student_class(name)
+    config_class = cls.config_class  # type: ignore[attr-defined]
     values = dict(arch)
+    if embedding_dim is not None and issubclass(cls, StudentModule):
+        config = from_dict(config_class, values, prefix="student.arch.")
+        if cls.pretrained_source(config) is not None:
+            return config  # its embedding is the pretrained model's: the Word2Vec size does not apply
     if embedding_dim is not None:
         given = values.get("embedding_dim", embedding_dim)
         if given != embedding_dim:
@@ -176,6 +208,14 @@ def build_student(
         raise ValueError(f"pad_id {pad_id} is outside the vocabulary of size {vocab_size}")
     config = build_arch(name, arch, embedding_dim)
     return student_class(name)(config, vocab_size=vocab_size, num_labels=num_labels, pad_id=pad_id)
+
+
+def pretrained_source(name: str, arch: dict[str, Any]) -> str | None:
+    """The pretrained model student ``name`` with ``arch`` initialises from (``StudentModule.pretrained_source``)."""
+    cls = student_class(name)
+    if not issubclass(cls, StudentModule):
+        return None
+    return cls.pretrained_source(build_arch(name, arch))
 
 
 def init_embeddings(model: nn.Module, matrix: np.ndarray, freeze: bool) -> None:

@@ -36,12 +36,12 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 class RNNAttentionConfig:
     """Architecture of ``rnn-attention``; ``hidden_size`` is per direction."""
 
-    embedding_dim: int = 300
-    hidden_size: int = 256
-    num_layers: int = 2
-    bidirectional: bool = True
-    cell: str = "lstm"  # lstm | gru
-    attention_dim: int = 128
+    embedding_dim: int = 300  # token embedding size (= embeddings.vector_size with Word2Vec)
+    hidden_size: int = 256  # recurrent units per direction
+    num_layers: int = 2  # stacked recurrent layers
+    bidirectional: bool = True  # read both directions
+    cell: str = "lstm"  # lstm or gru
+    attention_dim: int = 128  # additive attention pooling size
     dropout: float = 0.3  # between recurrent layers and before the classifier
 
     def __post_init__(self) -> None:

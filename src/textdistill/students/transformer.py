@@ -22,12 +22,12 @@ class TransformerConfig:
     """Architecture of ``transformer``."""
 
     embedding_dim: int = 256  # projected to d_model when different
-    d_model: int = 256
-    num_layers: int = 2
-    num_heads: int = 4
-    ff_dim: int = 512
-    dropout: float = 0.1
-    max_positions: int = 512
+    d_model: int = 256  # hidden size of the encoder layers
+    num_layers: int = 2  # encoder layers
+    num_heads: int = 4  # attention heads (divide d_model)
+    ff_dim: int = 512  # feed-forward units per layer
+    dropout: float = 0.1  # in the layers, on the inputs and before the classifier
+    max_positions: int = 512  # learned positions: the longest input
 
     def __post_init__(self) -> None:
         for name in ("embedding_dim", "d_model", "num_layers", "num_heads", "ff_dim", "max_positions"):
