@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -145,14 +146,18 @@ def main() -> None:
 
     path = RESULTS / "multitask.json"
     result = json.loads(path.read_text()) if path.is_file() else {"tasks": {}}
+    model = f"{args.shared}/models/all-minilm-l6-v2"
+    os.environ["TEXTDISTILL_TEACHER"] = model  # the presets' teacher and pretrained-layers student read it
     for task in args.task:
-        overrides = [f"data.path={args.shared}/data/{task}", f"teacher.model={args.shared}/models/all-minilm-l6-v2"]
+        overrides = [f"data.path={args.shared}/data/{task}"]
         config = load_config(PRESETS[task], overrides + args.set)
         metrics = run(config)
         dataset = load_dataset(config.data)
         entry = summarise(config, metrics, dataset)
         entry["linear_baseline"] = linear_baseline(dataset)
-        entry["command"] = f"textdistill run {PRESETS[task]} " + " ".join(f"--set {o}" for o in overrides + args.set)
+        entry["command"] = f"TEXTDISTILL_TEACHER={model} textdistill run {PRESETS[task]} " + " ".join(
+            f"--set {o}" for o in overrides + args.set
+        )
         entry["run_dir"] = config.out_dir
         result["tasks"][task + args.suffix] = entry
         logging.info("%s: %s", task, json.dumps({k: entry[k] for k in ("teacher", "best_student")}, default=str))
