@@ -11,21 +11,23 @@ from textdistill.students import arch_reference_markdown, student_names
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_config_reference_matches_the_code():
+def documented(marker: str) -> str:
+    """The README text between ``<!-- marker:start -->`` and ``<!-- marker:end -->``."""
     text = README.read_text(encoding="utf-8")
-    start, end = "<!-- config-reference:start -->\n", "\n<!-- config-reference:end -->"
-    assert start in text and end in text, "README lost its config-reference markers"
-    documented = text.split(start, 1)[1].split(end, 1)[0]
-    assert documented == reference_markdown(), "run `textdistill config reference` and paste it into the README"
+    start, end = f"<!-- {marker}:start -->\n", f"\n<!-- {marker}:end -->"
+    assert start in text and end in text, f"README lost its {marker} markers"
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def test_readme_config_reference_matches_the_code():
+    reference = documented("config-reference")
+    assert reference == reference_markdown(), "run `textdistill config reference` and paste it into the README"
 
 
 def test_readme_student_reference_matches_the_code():
-    text = README.read_text(encoding="utf-8")
-    start, end = "<!-- student-reference:start -->\n", "\n<!-- student-reference:end -->"
-    assert start in text and end in text, "README lost its student-reference markers"
-    documented = text.split(start, 1)[1].split(end, 1)[0]
-    assert documented == arch_reference_markdown(), "paste textdistill.students.arch_reference_markdown() into it"
-    assert set(student_names()) == {row.split(" | ")[0].lstrip("| ") for row in documented.splitlines()[2:]}
+    students = documented("student-reference")
+    assert students == arch_reference_markdown(), "paste textdistill.students.arch_reference_markdown() into it"
+    assert set(student_names()) == {row.split(" | ")[0].lstrip("| ") for row in students.splitlines()[2:]}
 
 
 def test_every_config_key_has_a_meaning():

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from textdistill.config import ConfigError
-from textdistill.students.registry import StudentModule, kept_count, register, top_indices, valid_positions
+from textdistill.students.registry import StudentModule, check_arch, kept_count, register, top_indices, valid_positions
 
 
 @dataclass
@@ -32,8 +32,7 @@ class CNNConfig:
             raise ConfigError("student.arch.embedding_dim and student.arch.num_filters must be at least 1")
         if not self.kernel_sizes or any(k < 1 for k in self.kernel_sizes):
             raise ConfigError(f"student.arch.kernel_sizes must be positive widths, got {self.kernel_sizes}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"student.arch.dropout must be in [0, 1), got {self.dropout}")
+        check_arch(self)
 
 
 @register("cnn")

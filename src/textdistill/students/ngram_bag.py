@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from textdistill.config import ConfigError
-from textdistill.students.registry import StudentModule, register, valid_positions
+from textdistill.students.registry import StudentModule, check_arch, register, valid_positions
 
 _HASH_MULTIPLIER = 1_000_003  # odd prime: spreads (left, right) id pairs over the buckets
 
@@ -30,8 +30,7 @@ class NgramBagConfig:
     def __post_init__(self) -> None:
         if self.embedding_dim < 1 or self.bigram_buckets < 0 or self.hidden_size < 0:
             raise ConfigError("student.arch: embedding_dim >= 1, bigram_buckets >= 0 and hidden_size >= 0 required")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"student.arch.dropout must be in [0, 1), got {self.dropout}")
+        check_arch(self)
 
 
 @register("ngram-bag")

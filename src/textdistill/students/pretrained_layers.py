@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from textdistill.config import ConfigError
-from textdistill.students.registry import StudentModule, kept_count, register, top_indices, valid_positions
+from textdistill.students.registry import StudentModule, check_arch, kept_count, register, top_indices, valid_positions
 
 if TYPE_CHECKING:
     from transformers import BertConfig, BertModel  # type: ignore[attr-defined]
@@ -57,15 +57,11 @@ class PretrainedLayersConfig:
     dropout: float = 0.1  # hidden and attention dropout in the layers, and before the classifier
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "embedding_dim", "num_heads", "intermediate_size", "max_positions"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"student.arch.{name} must be at least 1, got {getattr(self, name)}")
+        check_arch(self, ("num_layers", "embedding_dim", "num_heads", "intermediate_size", "max_positions"))
         if self.embedding_dim % self.num_heads:
             raise ConfigError(
                 f"student.arch.embedding_dim ({self.embedding_dim}) must be divisible by num_heads ({self.num_heads})"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"student.arch.dropout must be in [0, 1), got {self.dropout}")
         if self.pretrained is not None and not self.pretrained.strip():
             raise ConfigError("student.arch.pretrained must be a model directory or hub name, or null")
 

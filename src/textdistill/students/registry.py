@@ -132,6 +132,15 @@ class StudentModule(nn.Module):
         return smaller.train(self.training)
 
 
+def check_arch(config: Any, sizes: tuple[str, ...] = ()) -> None:
+    """The ``student.arch`` checks students share: each field of ``sizes`` at least 1, ``dropout`` in [0, 1)."""
+    for name in sizes:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"student.arch.{name} must be at least 1, got {getattr(config, name)}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ConfigError(f"student.arch.dropout must be in [0, 1), got {config.dropout}")
+
+
 def register(name: str) -> Callable[[ModuleType], ModuleType]:
     """Class decorator that registers a student module class (with a ``config_class``) under ``name``."""
 

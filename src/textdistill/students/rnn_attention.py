@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from textdistill.config import ConfigError
 from textdistill.students.registry import (
     StudentModule,
+    check_arch,
     kept_count,
     refresh_rnn_weights,
     register,
@@ -45,13 +46,9 @@ class RNNAttentionConfig:
     dropout: float = 0.3  # between recurrent layers and before the classifier
 
     def __post_init__(self) -> None:
-        for name in ("embedding_dim", "hidden_size", "num_layers", "attention_dim"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"student.arch.{name} must be at least 1, got {getattr(self, name)}")
+        check_arch(self, ("embedding_dim", "hidden_size", "num_layers", "attention_dim"))
         if self.cell not in CELLS:
             raise ConfigError(f"student.arch.cell must be one of {sorted(CELLS)}, got {self.cell!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"student.arch.dropout must be in [0, 1), got {self.dropout}")
 
 
 class AdditiveAttention(nn.Module):

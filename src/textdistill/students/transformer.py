@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from textdistill.config import ConfigError
-from textdistill.students.registry import StudentModule, kept_count, register, top_indices, valid_positions
+from textdistill.students.registry import StudentModule, check_arch, kept_count, register, top_indices, valid_positions
 
 
 @dataclass
@@ -30,15 +30,11 @@ class TransformerConfig:
     max_positions: int = 512  # learned positions: the longest input
 
     def __post_init__(self) -> None:
-        for name in ("embedding_dim", "d_model", "num_layers", "num_heads", "ff_dim", "max_positions"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"student.arch.{name} must be at least 1, got {getattr(self, name)}")
+        check_arch(self, ("embedding_dim", "d_model", "num_layers", "num_heads", "ff_dim", "max_positions"))
         if self.d_model % self.num_heads:
             raise ConfigError(
                 f"student.arch.d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"student.arch.dropout must be in [0, 1), got {self.dropout}")
 
 
 @register("transformer")
