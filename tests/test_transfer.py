@@ -31,6 +31,34 @@ def test_augmentation_masks_words_and_samples_ngrams_reproducibly():
     assert kept <= set(texts[0].split())  # nothing but masking: no new words
 
 
+def test_pos_guided_replacement_swaps_words_within_their_part_of_speech_class():
+    from lemminflect import getAllLemmas
+
+    texts = ["The movie was good, the acting terrible.", "A brilliant film; quickly paced xqzw 1999!"] * 20
+    settings = TransferConfig(augment_copies=3, mask_probability=0.0, pos_probability=1.0, ngram_probability=0.0)
+    copies = augment_texts(texts, settings, "[MASK]")
+    assert copies == augment_texts(texts, settings, "[MASK]")  # seeded
+    corpus = {w.strip(",.;!").lower() for t in texts for w in t.split()}
+    changed = 0
+    for text, copy in zip(texts * 3, copies, strict=True):
+        for word, new in zip(text.split(), copy.split(), strict=True):
+            core, new_core = word.strip(",.;!"), new.strip(",.;!")
+            assert word.replace(core, "") == new.replace(new_core, "")  # punctuation around the word kept
+            if not getAllLemmas(core.lower()):  # unknown to the lexicon ("The", "xqzw", "1999"): never replaced
+                assert new == word
+                continue
+            assert new_core.lower() in corpus  # drawn from the augmented texts' own words
+            assert frozenset(getAllLemmas(new_core.lower())) == frozenset(getAllLemmas(core.lower()))
+            assert new_core[0].isupper() == core[0].isupper()
+            changed += new_core.lower() != core.lower()
+    assert changed > 0  # classes with several members ("good"/"brilliant": adjective or noun) do swap
+
+
+def test_mask_and_pos_probabilities_cannot_exceed_one_together():
+    with pytest.raises(ConfigError, match="mask_probability \\+ transfer.pos_probability"):
+        TransferConfig(mask_probability=0.6, pos_probability=0.5)
+
+
 def test_no_augmentation_changes_nothing():
     settings = TransferConfig(augment_copies=1, mask_probability=0.0, ngram_probability=0.0)
     assert augment_texts(["a b c"], settings, "[MASK]") == ["a b c"]

@@ -179,8 +179,9 @@ class TransferConfig:
     """More transfer texts for the students, labelled by the teacher(s): other sources, augmented training texts."""
 
     sources: list[dict[str, Any]] = field(default_factory=list)  # [{path, column, max_rows, name}] (other domains)
-    augment_copies: int = 0  # augmented copies of every training text (Tang et al. 2019: masking, n-gram sampling)
+    augment_copies: int = 0  # augmented copies of every training text (Tang et al. 2019: masking, POS, n-grams)
     mask_probability: float = 0.1  # augmentation: each word replaced by the mask token with this probability
+    pos_probability: float = 0.0  # augmentation: else replaced by a same-POS word with this one (Tang et al.: 0.1)
     ngram_probability: float = 0.25  # augmentation: only an n-gram of the masked text kept with this probability
     max_ngram: int = 5  # augmentation: the n-gram's length is uniform in 1..max_ngram
     sentence_spans: int = 0  # spans of consecutive sentences cut from training and in-domain unlabelled texts
@@ -189,8 +190,12 @@ class TransferConfig:
 
     def __post_init__(self) -> None:
         _check(self.augment_copies >= 0, "transfer.augment_copies must be at least 0")
-        for name in ("mask_probability", "ngram_probability"):
+        for name in ("mask_probability", "pos_probability", "ngram_probability"):
             _check(0.0 <= getattr(self, name) <= 1.0, f"transfer.{name} must be in [0, 1]")
+        _check(
+            self.mask_probability + self.pos_probability <= 1.0,
+            "transfer.mask_probability + transfer.pos_probability must be at most 1 (one draw per word picks either)",
+        )
         _check(self.max_ngram >= 1, "transfer.max_ngram must be at least 1")
         _check(self.sentence_spans >= 0, "transfer.sentence_spans must be at least 0")
         _check(self.max_span_sentences >= 1, "transfer.max_span_sentences must be at least 1")

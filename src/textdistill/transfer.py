@@ -2,9 +2,13 @@
 
 Both join the ``unlabelled`` split, so the teacher(s) label them like the in-domain pool and the students distill
 on them with ``distill.use_unlabelled``. Augmentation follows Tang et al. 2019 ("Distilling task-specific knowledge
-from BERT into simple neural networks", section 3.3): each word is masked with probability ``mask_probability``,
-then with probability ``ngram_probability`` only an n-gram (n uniform in 1..``max_ngram``) of the result is kept.
-Their POS-guided word replacement is not implemented (it needs a POS tagger this project does not ship).
+from BERT into simple neural networks", section 3.3): each word is masked with probability ``mask_probability``
+or else replaced by a word of the same part of speech with probability ``pos_probability``, then with probability
+``ngram_probability`` only an n-gram (n uniform in 1..``max_ngram``) of the result is kept. Parts of speech come
+from LemmInflect's English lexicon rather than a contextual tagger (none ships on PyPI with its model): a word's
+class is the set of tags the lexicon allows it ("good": adjective or noun), and a replacement is drawn from the
+augmented texts' words of the same class in proportion to their counts. Words the lexicon does not know (function
+words, names it lacks, numbers) are never replaced.
 Sentence spans (``sentence_spans``) cut runs of consecutive sentences from the training and in-domain unlabelled
 texts: the teacher labels each on its own, a denser and more local target than one label per review.
 """
@@ -13,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import string
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -50,23 +56,86 @@ def read_source_texts(source: TransferSource, seed: int) -> list[str]:
     return texts
 
 
-def augment_text(text: str, rng: np.random.Generator, settings: TransferConfig, mask_token: str) -> str:
-    """One augmented copy of ``text``: words masked, then (sometimes) only an n-gram of them kept."""
+class PartOfSpeechReplacer:
+    """Draws a replacement of the same part-of-speech class for a word, from the words of a corpus.
+
+    A word's class is the frozenset of universal POS tags LemmInflect's lexicon allows for it (lower-cased);
+    candidates are the corpus's words of that class, drawn in proportion to their counts.
+    """
+
+    def __init__(self, texts: list[str]) -> None:
+        from lemminflect import getAllLemmas  # imported here: only augmentation with replacement needs it
+
+        counts = Counter(core.lower() for text in texts for core in map(_word_core, text.split()) if core)
+        self._classes: dict[str, frozenset[str]] = {}
+        by_class: dict[frozenset[str], list[tuple[str, int]]] = {}
+        for word, count in counts.items():
+            tags = frozenset(getAllLemmas(word))
+            if tags:
+                self._classes[word] = tags
+                by_class.setdefault(tags, []).append((word, count))
+        self._candidates = {tags: [word for word, _ in pairs] for tags, pairs in by_class.items()}
+        self._cumulative = {tags: np.cumsum([n for _, n in pairs], dtype=float) for tags, pairs in by_class.items()}
+
+    def replace(self, word: str, rng: np.random.Generator) -> str:
+        """``word`` with its core (punctuation stripped) swapped for a same-class word; unknown words unchanged."""
+        core = _word_core(word)
+        tags = self._classes.get(core.lower())
+        if tags is None:
+            return word
+        cumulative = self._cumulative[tags]
+        pick = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+        replacement = self._candidates[tags][min(pick, len(cumulative) - 1)]
+        if core[0].isupper():
+            replacement = replacement.capitalize()
+        start = word.index(core)
+        return word[:start] + replacement + word[start + len(core) :]
+
+
+def _word_core(word: str) -> str:
+    """A whitespace-separated word without the punctuation around it ("movie," → "movie")."""
+    return word.strip(string.punctuation)
+
+
+def augment_text(
+    text: str,
+    rng: np.random.Generator,
+    settings: TransferConfig,
+    mask_token: str,
+    replacer: PartOfSpeechReplacer | None = None,
+) -> str:
+    """One augmented copy of ``text``: words masked or replaced by a same-POS word, then (sometimes) only an n-gram
+    of them kept. ``replacer`` is required when ``settings.pos_probability`` is positive."""
+    if settings.pos_probability > 0 and replacer is None:
+        raise ValueError("augment_text: transfer.pos_probability > 0 needs a PartOfSpeechReplacer")
     words = text.split()
     if not words:
         return text
-    masked = [mask_token if rng.random() < settings.mask_probability else word for word in words]
-    if rng.random() < settings.ngram_probability and len(masked) > 1:
-        size = int(rng.integers(1, min(settings.max_ngram, len(masked)) + 1))
-        start = int(rng.integers(0, len(masked) - size + 1))
-        masked = masked[start : start + size]
-    return " ".join(masked)
+    augmented = []
+    for word in words:
+        draw = rng.random()  # one draw per word: masking and replacement exclude each other, as in Tang et al.
+        if draw < settings.mask_probability:
+            word = mask_token
+        elif draw < settings.mask_probability + settings.pos_probability and replacer is not None:  # (checked above)
+            word = replacer.replace(word, rng)
+        augmented.append(word)
+    if rng.random() < settings.ngram_probability and len(augmented) > 1:
+        size = int(rng.integers(1, min(settings.max_ngram, len(augmented)) + 1))
+        start = int(rng.integers(0, len(augmented) - size + 1))
+        augmented = augmented[start : start + size]
+    return " ".join(augmented)
 
 
 def augment_texts(texts: list[str], settings: TransferConfig, mask_token: str) -> list[str]:
-    """``settings.augment_copies`` augmented copies of every text, seeded (copy-major order: all first copies, ...)."""
+    """``settings.augment_copies`` augmented copies of every text, seeded (copy-major order: all first copies, ...);
+    replacement words are drawn from ``texts`` themselves."""
     rng = np.random.default_rng(settings.seed)
-    return [augment_text(text, rng, settings, mask_token) for _ in range(settings.augment_copies) for text in texts]
+    replacer = PartOfSpeechReplacer(texts) if settings.pos_probability > 0 else None
+    return [
+        augment_text(text, rng, settings, mask_token, replacer)
+        for _ in range(settings.augment_copies)
+        for text in texts
+    ]
 
 
 def sentence_spans(texts: list[str], ids: list[str], settings: TransferConfig) -> tuple[list[str], list[str]]:
