@@ -15,6 +15,7 @@ from textdistill.train import (
     DistillData,
     TrainingDiverged,
     _Trainer,
+    clip_gradients,
     evaluate,
     prediction_metrics,
     train_student,
@@ -195,3 +196,52 @@ def test_non_finite_teacher_logits_are_rejected():
     logits[2, 1] = np.nan
     with pytest.raises(ValueError, match="1 rows hold NaN"):
         DistillData(data.sequences, data.labels, logits)
+
+
+def make_bag(seed: int = 0, sparse: bool = True) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    arch = {"embedding_dim": 8, "bigram_buckets": 64, "dropout": 0.0, "sparse_gradients": sparse}
+    return build_student("ngram-bag", arch, vocab_size=VOCAB, num_labels=2, pad_id=PAD)
+
+
+def test_sparse_tables_learn_with_lazy_adam_and_leave_unread_rows_alone(toy, tmp_path):
+    train, validation = toy
+    model = make_bag()
+    before = model.embedding.weight.detach().clone()
+    result = train_student(model, train, validation, config(epochs=12, patience=12, lr=5e-2), tmp_path, PAD)
+    losses = [record["val_loss"] for record in result.history]
+    assert min(losses) < 0.5 * losses[0]  # as its dense twin: 1.59 -> 0.51, accuracy 0.94 both
+    assert result.best_val_accuracy is not None and result.best_val_accuracy >= 0.9
+    read = torch.from_numpy(np.unique(np.concatenate(train.sequences)))
+    unread = torch.ones(VOCAB, dtype=torch.bool)
+    unread[read] = False
+    assert unread.any() and torch.equal(model.embedding.weight[unread], before[unread])  # lazy: never touched
+    assert not torch.equal(model.embedding.weight[read], before[read])
+
+
+def test_sparse_gradients_are_clipped_like_their_dense_equal(toy):
+    train, _ = toy
+    ids = torch.from_numpy(np.stack([np.pad(s, (0, 14 - len(s))) for s in train.sequences[:16]]))
+    grads = {}
+    for sparse in (False, True):
+        model = make_bag(sparse=sparse)
+        model(ids, (ids != PAD).long()).logsumexp(-1).sum().backward()
+        parameters = list(model.parameters())
+        clip_gradients(parameters, max_norm=0.01)
+        grads[sparse] = [p.grad.to_dense() for p in parameters]
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads[True]]))
+    assert total == pytest.approx(0.01, rel=1e-4)
+    for dense, sparse in zip(grads[False], grads[True], strict=True):
+        torch.testing.assert_close(sparse, dense)
+
+
+def test_sparse_run_resumes_exactly(toy, tmp_path):
+    train, validation = toy
+    whole_model = make_bag()
+    whole = train_student(whole_model, train, validation, config(), tmp_path / "whole", PAD)
+    cut = train_student(make_bag(), train, validation, config(), tmp_path / "cut", PAD, max_steps=9)
+    checkpoint = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert not cut.completed and {"sparse_optimizer", "sparse_scheduler"} <= set(checkpoint)
+    resumed_model = make_bag(seed=123)
+    resumed = train_student(resumed_model, train, validation, config(), tmp_path / "cut", PAD)
+    assert_same_run(resumed_model, resumed, (whole_model, whole))

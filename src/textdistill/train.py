@@ -17,8 +17,10 @@ Everything it writes lives in ``run_dir``:
 The learning rate warms up linearly over ``warmup_ratio`` of all steps, then decays linearly to 0 at the end
 of ``epochs`` (early stopping may end the run before the decay does).
 AdamW applies ``weight_decay`` to weight matrices only (not biases, norms or embeddings); gradients are
-clipped to ``grad_clip`` (global L2 norm; ``grad_clip <= 0`` disables clipping). A checkpoint or done.json
-written for another config, model or data is an error rather than silently reused.
+clipped to ``grad_clip`` (global L2 norm; ``grad_clip <= 0`` disables clipping). An embedding built with
+``sparse=True`` (a student's large hashed tables) gets sparse gradients and its own ``SparseAdam`` ("lazy" Adam:
+only the rows a batch touches move), on the same schedule and inside the same global clipping norm.
+A checkpoint or done.json written for another config, model or data is an error rather than silently reused.
 """
 
 from __future__ import annotations
@@ -199,17 +201,44 @@ def validation_metrics(model: nn.Module, data: DistillData, config: DistillConfi
 # Optimisation pieces
 
 
+def sparse_tables(model: nn.Module) -> list[torch.Tensor]:
+    """The trainable weights of the embeddings built with ``sparse=True`` (their gradients are sparse)."""
+    return [
+        module.weight
+        for module in model.modules()
+        if isinstance(module, nn.Embedding) and module.sparse and module.weight.requires_grad
+    ]
+
+
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: weight decay on matrices, none on biases, norms and embeddings; frozen parameters left out."""
+    """AdamW groups: weight decay on matrices, none on biases, norms and embeddings; frozen and sparse left out."""
     embeddings = {id(module.weight) for module in model.modules() if isinstance(module, nn.Embedding)}
+    sparse = {id(weight) for weight in sparse_tables(model)}
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for parameter in model.parameters():
-        if parameter.requires_grad:
+        if parameter.requires_grad and id(parameter) not in sparse:
             plain = parameter.ndim < 2 or id(parameter) in embeddings
             (no_decay if plain else decay).append(parameter)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return [group for group in groups if group["params"]]
+
+
+def clip_gradients(parameters: list[nn.Parameter], max_norm: float) -> None:
+    """Scale all gradients, sparse ones included, so that their global L2 norm is at most ``max_norm``."""
+    if not any(p.grad is not None and p.grad.is_sparse for p in parameters):
+        nn.utils.clip_grad_norm_(parameters, max_norm)  # the dense path, bit for bit as before
+        return
+    grads = []
+    for parameter in parameters:
+        if parameter.grad is not None:
+            if parameter.grad.is_sparse:
+                parameter.grad = parameter.grad.coalesce()  # repeated rows summed, so values hold each row once
+            grads.append(parameter.grad._values() if parameter.grad.is_sparse else parameter.grad)
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for grad in grads:
+        grad.mul_(scale)
 
 
 def linear_schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
@@ -295,8 +324,13 @@ class _Trainer:
         self.lengths = train.lengths
         self.steps_per_epoch = math.ceil(len(train) / config.batch_size)
         self.optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+        tables = sparse_tables(model)
+        self.sparse_optimizer = torch.optim.SparseAdam(tables, lr=config.lr) if tables else None
         schedule = linear_schedule(self.steps_per_epoch * config.epochs, config.warmup_ratio)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.sparse_scheduler = (
+            torch.optim.lr_scheduler.LambdaLR(self.sparse_optimizer, schedule) if self.sparse_optimizer else None
+        )
         self.signature = _signature(model, train, validation, config)
         self.state = _LoopState()
         self.clock = time.perf_counter()  # start of time not yet added to state.wall_seconds
@@ -319,12 +353,21 @@ class _Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            **self._sparse_states(),
             "state": dataclasses.asdict(self.state),
             "rng": _rng_state(),
             "signature": self.signature,
         }
         with atomic_open(self.checkpoint_path) as handle:
             torch.save(payload, handle)
+
+    def _sparse_states(self) -> dict[str, Any]:
+        if self.sparse_optimizer is None or self.sparse_scheduler is None:
+            return {}
+        return {
+            "sparse_optimizer": self.sparse_optimizer.state_dict(),
+            "sparse_scheduler": self.sparse_scheduler.state_dict(),
+        }
 
     def start(self) -> None:
         """Resume from ``checkpoint.pt`` when present, else seed a fresh run."""
@@ -337,6 +380,9 @@ class _Trainer:
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
+        if self.sparse_optimizer is not None and self.sparse_scheduler is not None:
+            self.sparse_optimizer.load_state_dict(payload["sparse_optimizer"])
+            self.sparse_scheduler.load_state_dict(payload["sparse_scheduler"])
         self.state = _LoopState(**payload["state"])
         _set_rng_state(payload["rng"])
         logger.info("resuming %s at epoch %d, batch %d", self.run_dir, self.state.epoch + 1, self.state.step_in_epoch)
@@ -350,14 +396,17 @@ class _Trainer:
         teacher = None if self.train.teacher_logits is None else torch.from_numpy(self.train.teacher_logits[indices])
         loss, parts = hybrid_loss(self.model(input_ids, attention_mask), teacher, labels, self.config)
         self._stop_if_diverged(parts["total"], "training loss")
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizers = [self.optimizer] + ([self.sparse_optimizer] if self.sparse_optimizer else [])
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(
-                [p for g in self.optimizer.param_groups for p in g["params"]], self.config.grad_clip
-            )
-        self.optimizer.step()
+            clip_gradients([p for o in optimizers for g in o.param_groups for p in g["params"]], self.config.grad_clip)
+        for optimizer in optimizers:
+            optimizer.step()
         self.scheduler.step()
+        if self.sparse_scheduler is not None:
+            self.sparse_scheduler.step()
         return parts["total"]
 
     def _stop_if_diverged(self, loss: float, what: str) -> None:

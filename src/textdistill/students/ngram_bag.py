@@ -26,6 +26,7 @@ class NgramBagConfig:
     bigram_buckets: int = 500_000  # hashed bigram rows (0: unigrams only)
     hidden_size: int = 0  # hidden layer before the classifier (0: linear)
     dropout: float = 0.2  # on the averaged embedding
+    sparse_gradients: bool = False  # lazy Adam on both tables: only the rows a batch reads move (faster when large)
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1 or self.bigram_buckets < 0 or self.hidden_size < 0:
@@ -42,8 +43,9 @@ class NgramBagStudent(StudentModule):
     def __init__(self, config: NgramBagConfig, vocab_size: int, num_labels: int, pad_id: int = 0) -> None:
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=pad_id)
-        self.bigrams = nn.Embedding(max(1, config.bigram_buckets), config.embedding_dim)
+        sparse = config.sparse_gradients
+        self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=pad_id, sparse=sparse)
+        self.bigrams = nn.Embedding(max(1, config.bigram_buckets), config.embedding_dim, sparse=sparse)
         nn.init.normal_(self.bigrams.weight, std=0.01)
         self.dropout = nn.Dropout(config.dropout)
         width = config.embedding_dim
