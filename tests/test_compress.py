@@ -27,6 +27,7 @@ ARCHS = {
         {"embedding_dim": 12, "hidden_size": 16, "attention_dim": 8, "cell": "gru", "bidirectional": False},
     ),
     "cnn": ("cnn", {"embedding_dim": 12, "num_filters": 8, "kernel_sizes": [2, 3]}),
+    "cnn-max-mean": ("cnn", {"embedding_dim": 12, "num_filters": 8, "kernel_sizes": [2, 3], "pooling": "max-mean"}),
     "transformer": (
         "transformer",
         {"embedding_dim": 12, "d_model": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 2, "max_positions": 64},
@@ -174,6 +175,7 @@ def test_structured_prune_amount_zero_is_an_exact_copy(kind):
         ("lstm", "hidden_size", 8),
         ("gru-uni", "hidden_size", 8),
         ("cnn", "num_filters", 4),
+        ("cnn-max-mean", "num_filters", 4),
         ("transformer", "ff_dim", 16),
         ("bert-layers", "intermediate_size", 16),
     ],
@@ -213,7 +215,7 @@ def _silence_units(model: nn.Module, kind: str) -> None:
             for tensor in model.rnn.parameters():
                 gates = tensor.shape[0] // hidden
                 tensor.view(gates, hidden, -1)[:, 1::2] = 0
-        elif kind == "cnn":
+        elif kind.startswith("cnn"):
             for conv in model.convs:
                 conv.weight[1::2] = 0
                 conv.bias[1::2] = 0

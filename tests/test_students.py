@@ -39,6 +39,7 @@ CASES = [pytest.param(name, TINY_ARCH.get(name, {}), id=name) for name in studen
         "rnn-attention", TINY_ARCH["rnn-attention"] | {"cell": "gru", "bidirectional": False}, id="rnn-gru-uni"
     ),
     pytest.param("rnn-attention", TINY_ARCH["rnn-attention"] | {"num_layers": 1}, id="rnn-1-layer"),
+    pytest.param("cnn", TINY_ARCH["cnn"] | {"pooling": "max-mean"}, id="cnn-max-mean"),
 ]
 TEXTS = [
     "a really wonderful movie with great acting",
@@ -181,6 +182,8 @@ def test_registry_errors_name_the_valid_choices():
         build_student("rnn-attention", {"hiden_size": 8}, vocab_size=10, num_labels=2)
     with pytest.raises(ConfigError, match="cell must be one of"):
         build_student("rnn-attention", {"cell": "rnn"}, vocab_size=10, num_labels=2)
+    with pytest.raises(ConfigError, match=r"pooling must be one of \['max', 'max-mean'\], got 'mean'"):
+        build_student("cnn", {"pooling": "mean"}, vocab_size=10, num_labels=2)
     with pytest.raises(ConfigError, match="divisible"):
         build_student("transformer", {"d_model": 30, "num_heads": 4}, vocab_size=10, num_labels=2)
     with pytest.raises(ConfigError, match="conflicts"):
@@ -393,3 +396,22 @@ def test_weights_file_mode_follows_the_umask(tiny_tokenizer, tmp_path):
     finally:
         os.umask(previous)
     assert (directory / "model.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_cnn_max_mean_pooling_reads_how_much_of_a_text_a_pattern_covers(tiny_tokenizer):
+    """Max pooling sees one "great" and ten alike; the mean beside it tells them apart."""
+    ids = tiny_tokenizer("great", add_special_tokens=False)["input_ids"]
+    filler = tiny_tokenizer("the", add_special_tokens=False)["input_ids"]
+    once, ten_times = ids + filler * 9, (ids + filler) * 5
+    inputs = pad_batch([np.array(once), np.array(ten_times)], tiny_tokenizer.pad_token_id)
+    arch = TINY_ARCH["cnn"] | {"kernel_sizes": [1], "dropout": 0.0}
+    with torch.no_grad():
+        features = {}
+        for pooling in ("max", "max-mean"):
+            model = make_student("cnn", arch | {"pooling": pooling}, tiny_tokenizer).eval()
+            model.classifier = nn.Identity()  # the pooled features themselves
+            features[pooling] = model(*inputs)
+    torch.testing.assert_close(features["max"][0], features["max"][1])
+    width = arch["num_filters"]
+    torch.testing.assert_close(features["max-mean"][:, :width], features["max"])
+    assert not torch.allclose(features["max-mean"][0, width:], features["max-mean"][1, width:])

@@ -156,6 +156,18 @@ def test_finished_run_is_reused_without_training(toy, tmp_path, monkeypatch):
         train_student(make_model(), train, validation, config(epochs=2, lr=1e-3), tmp_path, PAD)
 
 
+
+def test_a_run_written_before_a_new_arch_field_is_recognised_at_its_default(toy, tmp_path, monkeypatch):
+    train, validation = toy
+    first = train_student(make_bag(sparse=False), train, validation, config(epochs=1), tmp_path, PAD)
+    done = json.loads((tmp_path / "done.json").read_text())
+    del done["signature"]["arch"]["sparse_gradients"]  # as written before the field existed
+    (tmp_path / "done.json").write_text(json.dumps(done))
+    monkeypatch.setattr("textdistill.train._Trainer.train_step", lambda *a: pytest.fail("must not train again"))
+    assert train_student(make_bag(sparse=False), train, validation, config(epochs=1), tmp_path, PAD) == first
+    with pytest.raises(ValueError, match=r"differs in \['arch'\]"):
+        train_student(make_bag(sparse=True), train, validation, config(epochs=1), tmp_path, PAD)
+
 def test_hard_label_baseline_and_its_guard(tmp_path):
     train, validation = toy_data(32, seed=3, teacher=False), toy_data(16, seed=4, teacher=False)
     result = train_student(make_model(), train, validation, config(epochs=1), tmp_path, PAD)

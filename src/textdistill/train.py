@@ -376,7 +376,7 @@ class _Trainer:
             np.random.seed(self.config.seed % 2**32)
             return
         payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        _check_signature(payload["signature"], self.signature, self.checkpoint_path)
+        _check_signature(payload["signature"], self.signature, self.checkpoint_path, _arch_defaults(self.model))
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
@@ -502,7 +502,20 @@ class _Trainer:
         )
 
 
-def _check_signature(stored: dict, expected: dict, path: Path) -> None:
+def _arch_defaults(model: nn.Module) -> dict[str, Any]:
+    """The default value of every field of the model's arch config (empty when it has none)."""
+    arch = getattr(model, "config", None)
+    if not dataclasses.is_dataclass(arch) or isinstance(arch, type):
+        return {}
+    return {f.name: f.default for f in dataclasses.fields(arch) if f.default is not dataclasses.MISSING}
+
+
+def _check_signature(stored: dict, expected: dict, path: Path, arch_defaults: dict[str, Any]) -> None:
+    """Raise unless ``stored`` matches ``expected``; an arch field added since ``stored`` was written matches
+    when this run has it at its default (so the runs written before a new option keep being recognised)."""
+    if isinstance(stored.get("arch"), dict):
+        added = {k: v for k, v in arch_defaults.items() if k not in stored["arch"]}
+        stored = stored | {"arch": added | stored["arch"]}
     if stored != expected:
         differing = sorted(k for k in expected if stored.get(k) != expected[k])
         raise ValueError(
@@ -513,7 +526,7 @@ def _check_signature(stored: dict, expected: dict, path: Path) -> None:
 def _finished_result(model: nn.Module, run_dir: Path, signature: dict) -> TrainResult:
     """The stored result of a finished run, with its best weights loaded into ``model``."""
     done = json.loads((run_dir / DONE_NAME).read_text(encoding="utf-8"))
-    _check_signature(done["signature"], signature, run_dir / DONE_NAME)
+    _check_signature(done["signature"], signature, run_dir / DONE_NAME, _arch_defaults(model))
     load_weights(model, run_dir / BEST_NAME)
     logger.info("%s is already trained; reusing its result", run_dir)
     return TrainResult(**done["result"])

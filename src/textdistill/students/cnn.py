@@ -4,6 +4,9 @@ Embeddings at padded positions are zeroed and each convolution is "wide" (``k �
 every window that touches a real token sees exactly what zero-padding of the bare sequence would give it, and
 windows lying entirely in padding are masked to −inf before the max. The result does not depend on how much
 padding a batch has, and a sequence shorter than the widest filter still has valid windows.
+
+``pooling: max-mean`` adds the mean over the same windows beside the max: the max says whether a pattern occurs
+anywhere, the mean how much of the text it covers (one "great" in a long pan reads like ten under max alone).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from torch import nn
 from textdistill.config import ConfigError
 from textdistill.students.registry import StudentModule, check_arch, kept_count, register, top_indices, valid_positions
 
+POOLINGS = {"max": 1, "max-mean": 2}  # pooling → pooled values per feature map
+
 
 @dataclass
 class CNNConfig:
@@ -26,18 +31,24 @@ class CNNConfig:
     num_filters: int = 100  # feature maps per convolution width
     kernel_sizes: list[int] = field(default_factory=lambda: [3, 4, 5])  # convolution widths in tokens
     dropout: float = 0.5  # before the classifier
+    pooling: str = "max"  # over time: max, or max-mean (max and mean of every feature map side by side)
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1 or self.num_filters < 1:
             raise ConfigError("student.arch.embedding_dim and student.arch.num_filters must be at least 1")
         if not self.kernel_sizes or any(k < 1 for k in self.kernel_sizes):
             raise ConfigError(f"student.arch.kernel_sizes must be positive widths, got {self.kernel_sizes}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"student.arch.pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
         check_arch(self)
 
 
 @register("cnn")
 class CNNStudent(StudentModule):
-    """Embedding → ``convs`` (one Conv1d per width) → ReLU → masked max over time → dropout → ``classifier``."""
+    """Embedding → ``convs`` (one Conv1d per width) → ReLU → masked max (and mean) over time → ``classifier``.
+
+    Classifier columns: for each width, its ``num_filters`` maxima, then (max-mean) its ``num_filters`` means.
+    """
 
     config_class = CNNConfig
 
@@ -50,14 +61,23 @@ class CNNStudent(StudentModule):
             for k in config.kernel_sizes
         )
         self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.num_filters * len(config.kernel_sizes), num_labels)
+        self.classifier = nn.Linear(self.pooled_per_width * len(config.kernel_sizes), num_labels)
 
-    @staticmethod
-    def _pool(features: torch.Tensor, lengths: torch.Tensor, width: int) -> torch.Tensor:
-        """Max over the windows that touch a real token: features (B, F, T + k − 1) → (B, F)."""
+    @property
+    def pooled_per_width(self) -> int:
+        """Classifier inputs per convolution width: ``num_filters`` × values pooled per feature map."""
+        return self.config.num_filters * POOLINGS[self.config.pooling]
+
+    def _pool(self, features: torch.Tensor, lengths: torch.Tensor, width: int) -> torch.Tensor:
+        """Max (and mean) over the windows that touch a real token: features (B, F, T + k − 1) → (B, F or 2F)."""
         positions = torch.arange(features.shape[-1], device=features.device)
-        valid = positions.unsqueeze(0) < (lengths + width - 1).unsqueeze(1)
-        return features.masked_fill(~valid.unsqueeze(1), float("-inf")).amax(dim=-1)
+        windows = lengths + width - 1  # (B,)
+        valid = (positions.unsqueeze(0) < windows.unsqueeze(1)).unsqueeze(1)  # (B, 1, T + k − 1)
+        maxima = features.masked_fill(~valid, float("-inf")).amax(dim=-1)
+        if self.config.pooling == "max":
+            return maxima
+        means = features.masked_fill(~valid, 0.0).sum(dim=-1) / windows.unsqueeze(1).to(features.dtype)
+        return torch.cat([maxima, means], dim=-1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """input_ids (B, T) int64, attention_mask (B, T) int64 → logits (B, num_labels)."""
@@ -81,6 +101,7 @@ class CNNStudent(StudentModule):
                 weight[kept],
                 state[f"convs.{index}.bias"][kept],
             )
-            columns.append(kept + index * filters)
+            start = index * self.pooled_per_width  # this width's maxima, then (max-mean) its means
+            columns += [kept + start + pooled * filters for pooled in range(POOLINGS[self.config.pooling])]
         state["classifier.weight"] = state["classifier.weight"][:, torch.cat(columns)]
         return self.rebuilt(dataclasses.replace(self.config, num_filters=keep), state)
