@@ -156,7 +156,6 @@ def test_finished_run_is_reused_without_training(toy, tmp_path, monkeypatch):
         train_student(make_model(), train, validation, config(epochs=2, lr=1e-3), tmp_path, PAD)
 
 
-
 def test_a_run_written_before_a_new_arch_field_is_recognised_at_its_default(toy, tmp_path, monkeypatch):
     train, validation = toy
     first = train_student(make_bag(sparse=False), train, validation, config(epochs=1), tmp_path, PAD)
@@ -167,6 +166,7 @@ def test_a_run_written_before_a_new_arch_field_is_recognised_at_its_default(toy,
     assert train_student(make_bag(sparse=False), train, validation, config(epochs=1), tmp_path, PAD) == first
     with pytest.raises(ValueError, match=r"differs in \['arch'\]"):
         train_student(make_bag(sparse=True), train, validation, config(epochs=1), tmp_path, PAD)
+
 
 def test_hard_label_baseline_and_its_guard(tmp_path):
     train, validation = toy_data(32, seed=3, teacher=False), toy_data(16, seed=4, teacher=False)
