@@ -54,10 +54,10 @@ def cell(values: list[float | None]) -> str:
     return f"{stats['mean']:.4f}" + (f" ± {stats['sd']:.4f}" if stats["n"] > 1 else "")
 
 
-def paired_gain(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> dict[str, Any]:
-    """Test accuracy of ``first`` minus ``second``, seed by seed."""
-    by_seed = {run["seed"]: run["test_accuracy"] for run in second}
-    gains = [run["test_accuracy"] - by_seed[run["seed"]] for run in first if run["seed"] in by_seed]
+def paired_gain(first: list[dict[str, Any]], second: list[dict[str, Any]], score: str) -> dict[str, Any]:
+    """``score`` of ``first`` minus ``second``, seed by seed."""
+    by_seed = {run["seed"]: run[score] for run in second}
+    gains = [run[score] - by_seed[run["seed"]] for run in first if run["seed"] in by_seed]
     return (spread(gains) or {}) | {"seeds": sorted(run["seed"] for run in first if run["seed"] in by_seed)}
 
 
@@ -77,14 +77,23 @@ def main() -> None:
     if teacher:
         checks = " | ".join("–" if v is None else f"{v:.4f}" for v in teacher.values())
         lines.append(f"| teacher (checks only) | – | – | – | – | {checks} |")
-    gains = {f"{a} over {b}": paired_gain(runs[a], runs[b]) for a, b in args.gain}
+    gains = {f"{a} over {b}": paired_gain(runs[a], runs[b], "test_accuracy") for a, b in args.gain}
+    validation_gains = {f"{a} over {b}": paired_gain(runs[a], runs[b], "validation_accuracy") for a, b in args.gain}
     table = "\n".join(lines)
-    logging.info("%s\n%s", table, json.dumps(gains, indent=2))
+    logging.info(
+        "%s\ntest: %s\nvalidation: %s", table, json.dumps(gains, indent=2), json.dumps(validation_gains, indent=2)
+    )
     summary = {
         variant: {c: spread([r.get(c) for r in entries]) for c in COLUMNS if entries[0].get(c)}
         for variant, entries in runs.items()
     }
-    result = {"sources": args.runs, "summary": summary, "teacher_checks": teacher, "test_accuracy_gains": gains}
+    result = {
+        "sources": args.runs,
+        "summary": summary,
+        "teacher_checks": teacher,
+        "test_accuracy_gains": gains,
+        "validation_accuracy_gains": validation_gains,
+    }
     result["markdown"] = table
     logging.info("wrote %s", write_result("student_summary.json", result))
 

@@ -323,14 +323,16 @@ class _Trainer:
         self.run_dir, self.pad_id, self.checkpoint_every = run_dir, pad_id, checkpoint_every_steps
         self.lengths = train.lengths
         self.steps_per_epoch = math.ceil(len(train) / config.batch_size)
-        self.optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+        # {checkpoint key: optimizer}: AdamW for the dense parameters, SparseAdam for sparse tables (if any)
         tables = sparse_tables(model)
-        self.sparse_optimizer = torch.optim.SparseAdam(tables, lr=config.lr) if tables else None
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            "optimizer": torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+        } | ({"sparse_optimizer": torch.optim.SparseAdam(tables, lr=config.lr)} if tables else {})
         schedule = linear_schedule(self.steps_per_epoch * config.epochs, config.warmup_ratio)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
-        self.sparse_scheduler = (
-            torch.optim.lr_scheduler.LambdaLR(self.sparse_optimizer, schedule) if self.sparse_optimizer else None
-        )
+        self.schedulers = {
+            key.replace("optimizer", "scheduler"): torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+            for key, optimizer in self.optimizers.items()
+        }
         self.signature = _signature(model, train, validation, config)
         self.state = _LoopState()
         self.clock = time.perf_counter()  # start of time not yet added to state.wall_seconds
@@ -351,23 +353,14 @@ class _Trainer:
         self._advance_clock()
         payload = {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            **self._sparse_states(),
+            **{key: optimizer.state_dict() for key, optimizer in self.optimizers.items()},
+            **{key: scheduler.state_dict() for key, scheduler in self.schedulers.items()},
             "state": dataclasses.asdict(self.state),
             "rng": _rng_state(),
             "signature": self.signature,
         }
         with atomic_open(self.checkpoint_path) as handle:
             torch.save(payload, handle)
-
-    def _sparse_states(self) -> dict[str, Any]:
-        if self.sparse_optimizer is None or self.sparse_scheduler is None:
-            return {}
-        return {
-            "sparse_optimizer": self.sparse_optimizer.state_dict(),
-            "sparse_scheduler": self.sparse_scheduler.state_dict(),
-        }
 
     def start(self) -> None:
         """Resume from ``checkpoint.pt`` when present, else seed a fresh run."""
@@ -378,11 +371,8 @@ class _Trainer:
         payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         _check_signature(payload["signature"], self.signature, self.checkpoint_path, _arch_defaults(self.model))
         self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
-        if self.sparse_optimizer is not None and self.sparse_scheduler is not None:
-            self.sparse_optimizer.load_state_dict(payload["sparse_optimizer"])
-            self.sparse_scheduler.load_state_dict(payload["sparse_scheduler"])
+        for key, stateful in (self.optimizers | self.schedulers).items():
+            stateful.load_state_dict(payload[key])
         self.state = _LoopState(**payload["state"])
         _set_rng_state(payload["rng"])
         logger.info("resuming %s at epoch %d, batch %d", self.run_dir, self.state.epoch + 1, self.state.step_in_epoch)
@@ -396,7 +386,7 @@ class _Trainer:
         teacher = None if self.train.teacher_logits is None else torch.from_numpy(self.train.teacher_logits[indices])
         loss, parts = hybrid_loss(self.model(input_ids, attention_mask), teacher, labels, self.config)
         self._stop_if_diverged(parts["total"], "training loss")
-        optimizers = [self.optimizer] + ([self.sparse_optimizer] if self.sparse_optimizer else [])
+        optimizers = list(self.optimizers.values())
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -404,9 +394,8 @@ class _Trainer:
             clip_gradients([p for o in optimizers for g in o.param_groups for p in g["params"]], self.config.grad_clip)
         for optimizer in optimizers:
             optimizer.step()
-        self.scheduler.step()
-        if self.sparse_scheduler is not None:
-            self.sparse_scheduler.step()
+        for scheduler in self.schedulers.values():
+            scheduler.step()
         return parts["total"]
 
     def _stop_if_diverged(self, loss: float, what: str) -> None:
@@ -459,7 +448,7 @@ class _Trainer:
         record = {
             "epoch": state.epoch,
             "global_step": state.global_step,
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": self.schedulers["scheduler"].get_last_lr()[0],
             "train_loss": state.epoch_loss_sum / max(1, state.step_in_epoch),
             **metrics,
         }
