@@ -26,7 +26,7 @@ class NgramBagConfig:
     bigram_buckets: int = 500_000  # hashed bigram rows (0: unigrams only)
     hidden_size: int = 0  # hidden layer before the classifier (0: linear)
     dropout: float = 0.2  # on the averaged embedding
-    sparse_gradients: bool = False  # lazy Adam on both tables: only the rows a batch reads move (faster when large)
+    sparse_gradients: bool = False  # lazy Adam on both tables: only the rows a batch reads move (pays when large)
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1 or self.bigram_buckets < 0 or self.hidden_size < 0:
