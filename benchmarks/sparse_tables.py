@@ -2,8 +2,8 @@
 
 Runs the project's own training loop (``train_student``: hybrid loss, clipping, schedule) for ``--steps`` optimizer
 steps of batch 64 on random token ids of one length, once per (bigram_buckets, sparse_gradients), and records the
-loop's own training examples per second (checkpoint writing excluded). Random ids are the worst case for a
-sparse table (every batch touches ~batch × length distinct rows); real text repeats rows and is faster still.
+loop's own training examples per second (checkpoint writing excluded). Random ids are the hard case for a
+sparse table (every batch touches ~batch × length distinct rows); real text repeats rows within a batch.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/sparse_tables.py
 """
