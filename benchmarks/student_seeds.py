@@ -5,7 +5,9 @@ with one torch thread per process, `--jobs` at a time, each in runs/seeds/<name>
 gets the same --set overrides plus its own; the student is chosen on validation by early stopping, and the test
 set is scored once per trained model. Then every student (and, with --teacher-dir, the teacher once) is scored on
 the robustness checks built from validation (``textdistill.robustness``). Writes
-benchmarks/results/student_seeds_<name>.json.
+benchmarks/results/student_seeds_<name>.json. With ``--logits-threads N`` each variant's teacher logits are made
+(or reused) once, on N threads, before the seeds start: new transfer texts are then labelled once, not by every
+parallel seed.
 
     PYTHONPATH=src python benchmarks/student_seeds.py --name cnn-v2 \\
         --set teacher.logits_dir=benchmarks/results/teacher_logits_v2 --set student.name=cnn \\
@@ -33,12 +35,12 @@ SCORES = ("test_accuracy", "test_macro_f1", "test_agreement", "validation_accura
 CHECKS = {"negation": "flip: negation", "antonym": "flip: antonym", "slice": "slice", "invariance": "invariance"}
 
 
-def textdistill(command: str, config: str, overrides: list[str], log: Path) -> None:
-    """Run one textdistill command in a subprocess (one torch thread), its output in ``log``."""
+def textdistill(command: str, config: str, overrides: list[str], log: Path, threads: int = 1) -> None:
+    """Run one textdistill command in a subprocess (``threads`` torch threads), its output in ``log``."""
     arguments = [sys.executable, "-m", "textdistill", command, config]
     for override in overrides:
         arguments += ["--set", override]
-    env = os.environ | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as stream:
         subprocess.run(arguments, check=True, stdout=stream, stderr=subprocess.STDOUT, env=env)
@@ -118,6 +120,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--teacher-dir", type=Path, help="the teacher's model directory, scored on the checks once")
+    parser.add_argument(
+        "--logits-threads",
+        type=int,
+        default=0,
+        help="first compute (or reuse) each variant's teacher logits once with this many torch threads, so that "
+        "parallel seeds do not all label the same new texts (0: off; the teacher is fine-tuned if not cached)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     common = [f"data.path={args.data}", f"teacher.model={args.teacher}", "students=[]", *args.overrides]
@@ -138,6 +147,10 @@ def main() -> None:
         textdistill("distill", args.config, overrides, run_dir.with_suffix(".log"))
         return {"variant": variant, "seed": seed, **record(run_dir)}
 
+    if args.logits_threads:
+        for variant in variants:
+            overrides = common + variants[variant] + [f"out_dir={root}/logits-{variant}"]
+            textdistill("logits", args.config, overrides, root / f"logits-{variant}.log", args.logits_threads)
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(run, jobs))
     checks = robustness_scores(args.config, [overrides_of(*job) for job in jobs], args.teacher_dir)
