@@ -288,14 +288,20 @@ def _data_digest(data: DistillData) -> str:
     return digest.hexdigest()[:16]
 
 
+def _arch_config(model: nn.Module) -> Any:
+    """The model's arch config dataclass instance, or None when it has none."""
+    arch = getattr(model, "config", None)
+    return arch if dataclasses.is_dataclass(arch) and not isinstance(arch, type) else None
+
+
 def _signature(model: nn.Module, train: DistillData, validation: DistillData, config: DistillConfig) -> dict:
     """What must match for a checkpoint or done.json in ``run_dir`` to belong to this run."""
     distill = {k: v for k, v in dataclasses.asdict(config).items() if k != "num_threads"}
-    arch = getattr(model, "config", None)
+    arch = _arch_config(model)
     return {
         "distill": distill,
         "model": type(model).__name__,
-        "arch": dataclasses.asdict(arch) if dataclasses.is_dataclass(arch) and not isinstance(arch, type) else None,
+        "arch": dataclasses.asdict(arch) if arch is not None else None,
         "parameters": count_parameters(model),
         "train": _data_digest(train),
         "validation": _data_digest(validation),
@@ -493,10 +499,16 @@ class _Trainer:
 
 def _arch_defaults(model: nn.Module) -> dict[str, Any]:
     """The default value of every field of the model's arch config (empty when it has none)."""
-    arch = getattr(model, "config", None)
-    if not dataclasses.is_dataclass(arch) or isinstance(arch, type):
+    arch = _arch_config(model)
+    if arch is None:
         return {}
-    return {f.name: f.default for f in dataclasses.fields(arch) if f.default is not dataclasses.MISSING}
+    defaults = {}
+    for spec in dataclasses.fields(arch):
+        if spec.default is not dataclasses.MISSING:
+            defaults[spec.name] = spec.default
+        elif spec.default_factory is not dataclasses.MISSING:
+            defaults[spec.name] = spec.default_factory()
+    return defaults
 
 
 def _check_signature(stored: dict, expected: dict, path: Path, arch_defaults: dict[str, Any]) -> None:
