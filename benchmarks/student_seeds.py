@@ -32,7 +32,13 @@ from typing import Any
 from _common import machine, write_result
 
 SCORES = ("test_accuracy", "test_macro_f1", "test_agreement", "validation_accuracy")
-CHECKS = {"negation": "flip: negation", "antonym": "flip: antonym", "slice": "slice", "invariance": "invariance"}
+CHECKS = {
+    "negation": "flip: negation",
+    "verb_negation": "flip: verb negation",
+    "antonym": "flip: antonym",
+    "slice": "slice",
+    "invariance": "invariance",
+}
 
 
 def textdistill(command: str, config: str, overrides: list[str], log: Path, threads: int = 1) -> None:

@@ -18,6 +18,7 @@ from textdistill.robustness import (
     change_punctuation,
     clear_sentences,
     negate,
+    negate_verb,
     predict_checks,
     score_check,
     score_model,
@@ -92,6 +93,15 @@ def test_negation_after_a_copula_for_positive_adjectives_only():
     assert negate("Harry's best friend was there.") is None  # possessive 's is no copula
 
 
+def test_a_first_person_verb_of_liking_is_negated_with_do_support():
+    assert negate_verb("I loved every minute of it, really.") == "I did not love every minute of it, really."
+    assert negate_verb("We really enjoyed the cast.") == "We did not really enjoy the cast."
+    assert negate_verb("I love this show.") == "I do not love this show."
+    assert negate_verb("I loved the great cast.") is None  # another positive word would keep it positive
+    assert negate_verb("I loved it and I love it still.") is None  # two sites: one negation would not flip it
+    assert negate_verb("She loved it.") is None  # first person only: "she did not love it" is a report
+
+
 def test_names_are_swapped_consistently_and_deterministically():
     text = "John met Mary. Later John left, and Mary stayed. Willow was fine."
     edited = swap_names(text, np.random.default_rng(0))
@@ -148,6 +158,7 @@ def test_build_checks_is_deterministic_labels_follow_the_kind_and_the_cap_holds(
     ]
     names = {c.name for c in checks}
     assert {"slice: sentiment sentences", "flip: antonym swap", "flip: negation", "invariance: names"} <= names
+    assert checks[-1].name == "flip: verb negation"  # last: it draws from the seed after the others
     gold = {robustness.normalise_text(t): y for t, y in zip(texts, labels, strict=True)}
     sentence_label = {s.text: s.label for s in clear_sentences(texts, labels, POSITIVE)}
     for check in checks:

@@ -12,7 +12,15 @@ from textdistill import builtin
 from textdistill.config import ConfigError, TransferConfig, TransferSource, load_config
 from textdistill.data import DataError, Dataset, Split
 from textdistill.pipeline import prepare_data
-from textdistill.transfer import augment_texts, read_source_texts, sentence_spans, with_transfer_texts
+from textdistill.transfer import (
+    augment_texts,
+    negation_edits,
+    negation_sites,
+    read_source_texts,
+    sentence_spans,
+    toggle_negation,
+    with_transfer_texts,
+)
 
 
 def test_augmentation_masks_words_and_samples_ngrams_reproducibly():
@@ -80,7 +88,7 @@ def test_sentence_spans_are_distinct_runs_of_sentences_never_a_whole_text(caplog
     with caplog.at_level(logging.WARNING):
         few, _ = sentence_spans(texts[:2], ids[:2], TransferConfig(sentence_spans=100, max_span_sentences=2))
     assert len(few) == 14  # 2 texts x (4 single sentences + 3 pairs): all there are
-    assert "only 14 distinct spans (asked for 100)" in caplog.text
+    assert "sentences: only 14 distinct texts (asked for 100)" in caplog.text
 
 
 def test_sentence_spans_join_the_unlabelled_split_after_the_in_domain_pool():
@@ -105,6 +113,72 @@ def test_sentence_spans_join_the_unlabelled_split_after_the_in_domain_pool():
     ]  # "Loved it." is a validation text
     assert all(i.startswith("sentences:") and i.endswith((":train0", ":unlabelled0")) for i in spans)
     assert (unlabelled.labels == -1).all()
+
+
+@pytest.mark.parametrize(
+    ("sentence", "edited"),
+    [
+        ("The plot was good.", "The plot was not good."),
+        ("The actors are really convincing here.", "The actors are not really convincing here."),
+        ("It isn't worth a rental.", "It is worth a rental."),
+        ("I did not like the ending.", "I did like the ending."),
+        ("You can't miss it.", "You can miss it."),
+        ("Cannot recommend it.", "Can recommend it."),
+        ("It won't disappoint.", "It will disappoint."),
+    ],
+)
+def test_a_negation_goes_in_after_a_copula_or_comes_out_after_an_auxiliary(sentence, edited):
+    assert toggle_negation(sentence, np.random.default_rng(0)) == edited
+
+
+def test_sentences_without_a_negation_site_stay_as_they_are():
+    rng = np.random.default_rng(0)
+    for sentence in ("The plot was a mess.", "Nothing happens.", "I loved it."):
+        assert negation_sites(sentence) == []
+        assert toggle_negation(sentence, rng) == sentence
+    assert toggle_negation("It is not good.", rng) == "It is good."  # taken out, never "is not not good"
+
+
+def test_negation_edits_are_distinct_spans_with_exactly_one_negation_toggled(caplog):
+    texts = [f"Scene {r} opens. The acting was good. Scene {r} ends well. I didn't care." for r in range(20)]
+    texts.append("A review without a site.")
+    ids = [f"r{i}" for i in range(len(texts))]
+    settings = TransferConfig(negation_edits=60, max_span_sentences=2)
+    edits, edit_ids = negation_edits(texts, ids, settings)
+    assert (edits, edit_ids) == negation_edits(texts, ids, settings)  # seeded
+    assert len(edits) == len(set(edits)) == len(edit_ids) == 60
+    for edit, edit_id in zip(edits, edit_ids, strict=True):
+        source = texts[ids.index(edit_id.split(":")[2])]
+        assert edit_id.startswith("negation:") and edit not in source
+        assert ("was not good" in edit) != ("I did care." in edit)  # one site toggled, the other left as it was
+    assert not any(i.endswith(":r20") for i in edit_ids)
+    with caplog.at_level(logging.WARNING):
+        few, _ = negation_edits(texts[:1], ids[:1], TransferConfig(negation_edits=100, max_span_sentences=1))
+    assert sorted(few) == ["I did care.", "The acting was not good."]
+    assert "negation: only 2 distinct texts (asked for 100)" in caplog.text
+
+
+def test_negation_edits_join_the_unlabelled_split_beside_the_sentence_spans():
+    def split(name, texts):
+        return Split(name, texts, np.zeros(len(texts), dtype=np.int64), [f"{name}{i}" for i in range(len(texts))])
+
+    dataset = Dataset(
+        split("train", ["The cast was great. The score was loud."]), split("validation", ["x"]), split("test", ["y"]),
+        ["neg", "pos"],
+    )  # fmt: skip
+    settings = TransferConfig(sentence_spans=10, negation_edits=10, max_span_sentences=1)
+    unlabelled = with_transfer_texts(dataset, settings, "[MASK]").unlabelled
+    assert unlabelled is not None
+    by_kind = {}
+    for text, text_id in zip(unlabelled.texts, unlabelled.ids, strict=True):
+        by_kind.setdefault(text_id.split(":")[0], []).append(text)
+    assert sorted(by_kind["sentences"]) == ["The cast was great.", "The score was loud."]
+    assert sorted(by_kind["negation"]) == ["The cast was not great.", "The score was not loud."]
+
+
+def test_negation_edits_cannot_be_negative():
+    with pytest.raises(ConfigError, match="negation_edits must be at least 0"):
+        TransferConfig(negation_edits=-1)
 
 
 def test_sources_read_files_and_directories(tmp_path):

@@ -186,6 +186,7 @@ class TransferConfig:
     max_ngram: int = 5  # augmentation: the n-gram's length is uniform in 1..max_ngram
     sentence_spans: int = 0  # spans of consecutive sentences cut from training and in-domain unlabelled texts
     max_span_sentences: int = 3  # a span's sentence count is uniform in 1..max_span_sentences
+    negation_edits: int = 0  # such spans with one negation put in or taken out (was good → was not good, wasn't → was)
     seed: int = 42  # sampling of sources, augmentation and sentence spans
 
     def __post_init__(self) -> None:
@@ -198,6 +199,7 @@ class TransferConfig:
         )
         _check(self.max_ngram >= 1, "transfer.max_ngram must be at least 1")
         _check(self.sentence_spans >= 0, "transfer.sentence_spans must be at least 0")
+        _check(self.negation_edits >= 0, "transfer.negation_edits must be at least 0")
         _check(self.max_span_sentences >= 1, "transfer.max_span_sentences must be at least 1")
         names = [source.name for source in self.source_entries()]
         _check(len(set(names)) == len(names), f"transfer.sources: names must be unique, got {names}")

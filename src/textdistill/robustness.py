@@ -7,8 +7,10 @@ Three kinds of check, each a ``CheckSet`` of edited texts with the label a sound
   contrast word (but, although, ...). Assumption: such a sentence carries its review's gold label.
 - **flip**: those sentences with exactly one lexicon word, swapped for its curated antonym (``great`` →
   ``terrible``), or, for positive sentences whose sentiment word follows a copula, negated (``was great`` →
-  ``was not great``); the expected label is the other one. Negative sentences are not negated: "not bad" reads as
-  mildly positive at best, not as a clear positive.
+  ``was not great``), or, where the one lexicon word is a first-person verb of liking, negated there (``I loved
+  it`` → ``I did not love it``: a form ``transfer.negation_edits`` never produces, so it tells whether a student
+  learnt negation or only the copula edit); the expected label is the other one. Negative sentences are not
+  negated: "not bad" reads as mildly positive at best, not as a clear positive.
 - **invariance**: short validation reviews (at most ``max_review_words`` words) with a neutral edit: person names
   swapped, numbers changed (never ratings such as ``7/10``), commas and the final full stop removed, typos in two
   non-sentiment words. The expected label is the review's gold label and the prediction should not change.
@@ -191,6 +193,9 @@ FIRST_NAMES = [
     "Julie",
     "Rachel",
 ]
+# Verbs of liking after a first-person subject: the verb-negation check's sites (past tense → its lemma).
+_VERB_LEMMAS = {"loved": "love", "liked": "like", "enjoyed": "enjoy", "adored": "adore"}
+_PRONOUN_VERB = re.compile(rf"\b(I|we|We)(\s+(?:(?:{INTENSIFIERS})\s+)?)(loved|love|liked|enjoyed|adored)\b")
 _NAME = re.compile(r"\b(" + "|".join(FIRST_NAMES) + r")\b")
 _NUMBER = re.compile(r"(?<![A-Za-z\d])\d+(?![A-Za-z\d])")  # standalone: not 3D, N64, 5th
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
@@ -342,6 +347,18 @@ def negate(sentence: str) -> str | None:
     return edited if count else None
 
 
+def negate_verb(sentence: str) -> str | None:
+    """``I/we [intensifier] loved`` → ``I/we did not [intensifier] love`` (present tense: ``do not``) when that verb
+    is the sentence's one positive lexicon word and occurs once; None otherwise."""
+    found = _PRONOUN_VERB.findall(sentence)
+    good, _ = sentiment_hits(sentence)
+    if len(found) != 1 or len(good) != 1:
+        return None
+    verb = found[0][2]
+    lemma, auxiliary = (_VERB_LEMMAS[verb], "did") if verb in _VERB_LEMMAS else (verb, "do")
+    return _PRONOUN_VERB.sub(lambda m: f"{m.group(1)} {auxiliary} not{m.group(2)}{lemma}", sentence, count=1)
+
+
 def swap_names(text: str, rng: np.random.Generator) -> str | None:
     """Every listed first name replaced by another listed name (each distinct name consistently)."""
     found = sorted(set(_NAME.findall(text)))
@@ -473,6 +490,16 @@ def build_checks(
     ]
     for name, description, edit in neutral:
         checks.append(_invariance_check(name, description, short, edit, rng, settings.max_per_check))
+    checks.append(  # added last (after the others drew from rng), so the earlier checks are as they were before it
+        _flip_check(
+            "flip: verb negation",
+            "a positive sentence's verb of liking negated (I loved it → I did not love it); must be negative",
+            [s for s in sentences if s.label == positive],
+            negate_verb,
+            rng,
+            settings.max_per_check,
+        )
+    )
     return [check for check in checks if len(check)]
 
 

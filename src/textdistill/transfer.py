@@ -10,22 +10,27 @@ class is the set of tags the lexicon allows it ("good": adjective or noun), and 
 augmented texts' words of the same class in proportion to their counts. Words the lexicon does not know (function
 words, names it lacks, numbers) are never replaced.
 Sentence spans (``sentence_spans``) cut runs of consecutive sentences from the training and in-domain unlabelled
-texts: the teacher labels each on its own, a denser and more local target than one label per review.
+texts: the teacher labels each on its own, a denser and more local target than one label per review. Negation edits
+(``negation_edits``) are such spans with one negation put in or taken out (was good → was not good, wasn't → was):
+minimal pairs whose label the teacher decides, the kind of edit a bag of n-grams learnt from reviews alone misreads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import re
 import string
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from textdistill.config import TransferConfig, TransferSource
 from textdistill.data import UNLABELLED, DataError, Dataset, Split, load_hub_dataset, read_table, text_keys
-from textdistill.robustness import split_sentences
+from textdistill.robustness import INTENSIFIERS, NEGATIONS, split_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -138,47 +143,128 @@ def augment_texts(texts: list[str], settings: TransferConfig, mask_token: str) -
     ]
 
 
+# Negation sites: ``not`` goes in after a copula before an adjective, or comes out after an auxiliary.
+_COPULA_ADJECTIVE = re.compile(rf"\b(is|was|are|were|am)(\s+(?:(?:{INTENSIFIERS})\s+)?)([A-Za-z]+)\b", re.IGNORECASE)
+_NEGATED_AUXILIARY = re.compile(
+    r"\b(is|was|are|were|am|do|does|did|has|have|had|could|would|should|must)(?:n't|\s+not)\b", re.IGNORECASE
+)
+_NEGATED_CAN_WILL = re.compile(r"\b(?:(can)(?:'t|not|\s+not)|(wo)n't)\b", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=200_000)
+def _is_adjective(word: str) -> bool:
+    from lemminflect import getAllLemmas  # imported here: only negation edits and POS replacement need it
+
+    return word not in NEGATIONS and "ADJ" in getAllLemmas(word)
+
+
+def negation_sites(sentence: str) -> list[tuple[int, int, str]]:
+    """Every place ``sentence``'s polarity can be toggled, as (start, end, replacement): ``was good`` → ``was not
+    good`` (an adjective in LemmInflect's lexicon after is/was/are/were/am, an intensifier allowed between), and
+    ``wasn't``/``did not``/``can't``/``won't`` → ``was``/``did``/``can``/``will``."""
+    sites = [
+        (match.start(), match.end(1), f"{match.group(1)} not")
+        for match in _COPULA_ADJECTIVE.finditer(sentence)
+        if _is_adjective(match.group(3).lower())
+    ]
+    sites += [(match.start(), match.end(), match.group(1)) for match in _NEGATED_AUXILIARY.finditer(sentence)]
+    for match in _NEGATED_CAN_WILL.finditer(sentence):
+        word = match.group(1) or match.group(2)
+        positive = word if match.group(1) else word[0] + "ill"  # won't → will, case of its first letter kept
+        sites.append((match.start(), match.end(), positive))
+    return sites
+
+
+def toggle_negation(sentence: str, rng: np.random.Generator) -> str:
+    """``sentence`` with one of its ``negation_sites`` (drawn at random) toggled; unchanged when it has none."""
+    sites = negation_sites(sentence)
+    if not sites:
+        return sentence
+    start, end, replacement = sites[int(rng.integers(len(sites)))]
+    return sentence[:start] + replacement + sentence[end:]
+
+
 def sentence_spans(texts: list[str], ids: list[str], settings: TransferConfig) -> tuple[list[str], list[str]]:
     """Up to ``settings.sentence_spans`` distinct spans of 1..``max_span_sentences`` consecutive sentences and
-    their ids (``sentences:<k>:<text id>``), seeded.
+    their ids (``sentences:<k>:<text id>``), seeded; a span never covers a whole text, so texts of one sentence
+    give none."""
 
-    Texts are visited in random order, pass after pass until ten passes in a row find no new span; a span never
-    covers a whole text, so texts of one sentence give none.
-    """
+    def draw_span(text: str, rng: np.random.Generator) -> str | None:
+        sentences = split_sentences(text)
+        if len(sentences) < 2:
+            return None
+        size = int(rng.integers(1, min(settings.max_span_sentences, len(sentences) - 1) + 1))
+        start = int(rng.integers(0, len(sentences) - size + 1))
+        return " ".join(sentences[start : start + size])
+
     rng = np.random.default_rng(settings.seed)
-    spans: list[str] = []
-    span_ids: list[str] = []
+    return _distinct_draws(texts, ids, settings.sentence_spans, draw_span, rng, "sentences")
+
+
+def negation_edits(texts: list[str], ids: list[str], settings: TransferConfig) -> tuple[list[str], list[str]]:
+    """Up to ``settings.negation_edits`` distinct spans of 1..``max_span_sentences`` consecutive sentences, one
+    of whose sentences has one negation toggled (``toggle_negation``), and their ids (``negation:<k>:<text id>``),
+    seeded. The edits are minimal pairs of the texts the teacher already labels; it labels the edited span too, so
+    the student learns what a negation does from the teacher rather than from a rule."""
+
+    def draw_edit(text: str, rng: np.random.Generator) -> str | None:
+        sentences = split_sentences(text)
+        sites = [i for i, sentence in enumerate(sentences) if negation_sites(sentence)]
+        if not sites:
+            return None
+        edited = sites[int(rng.integers(len(sites)))]
+        size = int(rng.integers(1, min(settings.max_span_sentences, len(sentences)) + 1))
+        start = int(rng.integers(max(0, edited - size + 1), min(edited, len(sentences) - size) + 1))
+        span = sentences[start : start + size]
+        span[edited - start] = toggle_negation(span[edited - start], rng)
+        return " ".join(span)
+
+    rng = np.random.default_rng([settings.seed, 1])  # a stream of its own: not the sentence spans' choices
+    return _distinct_draws(texts, ids, settings.negation_edits, draw_edit, rng, "negation")
+
+
+def _distinct_draws(
+    texts: list[str],
+    ids: list[str],
+    count: int,
+    draw: Callable[[str, np.random.Generator], str | None],
+    rng: np.random.Generator,
+    prefix: str,
+) -> tuple[list[str], list[str]]:
+    """Up to ``count`` distinct texts ``draw`` makes from ``texts`` and their ids (``<prefix>:<k>:<text id>``).
+
+    Texts are visited in random order, pass after pass, until ten passes in a row find nothing new.
+    """
+    found: list[str] = []
+    found_ids: list[str] = []
     seen: set[bytes] = set()
     fruitless_passes = 0
-    while len(spans) < settings.sentence_spans and fruitless_passes < 10:
-        found_before = len(spans)
+    while len(found) < count and fruitless_passes < 10:
+        found_before = len(found)
         for index in rng.permutation(len(texts)):
-            sentences = split_sentences(texts[index])
-            if len(sentences) < 2:
+            text = draw(texts[index], rng)
+            if text is None:
                 continue
-            size = int(rng.integers(1, min(settings.max_span_sentences, len(sentences) - 1) + 1))
-            start = int(rng.integers(0, len(sentences) - size + 1))
-            span = " ".join(sentences[start : start + size])
-            key = text_keys([span])[0]
+            key = text_keys([text])[0]
             if key not in seen:
                 seen.add(key)
-                span_ids.append(f"sentences:{len(spans)}:{ids[index]}")
-                spans.append(span)
-                if len(spans) == settings.sentence_spans:
+                found_ids.append(f"{prefix}:{len(found)}:{ids[index]}")
+                found.append(text)
+                if len(found) == count:
                     break
-        fruitless_passes = fruitless_passes + 1 if len(spans) == found_before else 0
-    if len(spans) < settings.sentence_spans:
-        logger.warning("sentence spans: only %d distinct spans (asked for %d)", len(spans), settings.sentence_spans)
-    return spans, span_ids
+        fruitless_passes = fruitless_passes + 1 if len(found) == found_before else 0
+    if len(found) < count:
+        logger.warning("%s: only %d distinct texts (asked for %d)", prefix, len(found), count)
+    return found, found_ids
 
 
 def with_transfer_texts(dataset: Dataset, settings: TransferConfig, mask_token: str) -> Dataset:
     """``dataset`` whose unlabelled split also holds the configured sources' texts, augmented training texts and
-    sentence spans of the training and in-domain unlabelled texts.
+    sentence spans and negation edits of the training and in-domain unlabelled texts.
 
     Ids say where each row comes from (``<source name>:<row>``, ``augment:<copy>:<train id>``,
-    ``sentences:<k>:<text id>``). A transfer text equal to a validation or test text is dropped with a warning: it
-    would leak evaluation texts into training.
+    ``sentences:<k>:<text id>``, ``negation:<k>:<text id>``). A transfer text equal to a validation or test text is
+    dropped with a warning: it would leak evaluation texts into training.
     """
     in_domain_texts = list(dataset.unlabelled.texts) if dataset.unlabelled else []
     in_domain_ids = list(dataset.unlabelled.ids) if dataset.unlabelled else []
@@ -190,9 +276,11 @@ def with_transfer_texts(dataset: Dataset, settings: TransferConfig, mask_token: 
         augmented = augment_texts(dataset.train.texts, settings, mask_token)  # copy-major, like these ids
         augment_ids = [f"augment:{c}:{i}" for c in range(settings.augment_copies) for i in dataset.train.ids]
         parts.append(("augment", augmented, augment_ids))
+    pool_texts, pool_ids = dataset.train.texts + in_domain_texts, dataset.train.ids + in_domain_ids
     if settings.sentence_spans:
-        pool_texts, pool_ids = dataset.train.texts + in_domain_texts, dataset.train.ids + in_domain_ids
         parts.append(("sentences", *sentence_spans(pool_texts, pool_ids, settings)))
+    if settings.negation_edits:
+        parts.append(("negation", *negation_edits(pool_texts, pool_ids, settings)))
     if not parts:
         return dataset
     evaluation = set(text_keys(dataset.validation.texts + dataset.test.texts))
