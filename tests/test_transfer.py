@@ -139,6 +139,31 @@ def test_sentences_without_a_negation_site_stay_as_they_are():
     assert toggle_negation("It is not good.", rng) == "It is good."  # taken out, never "is not not good"
 
 
+@pytest.mark.parametrize(
+    ("sentence", "edited"),
+    [
+        ("I loved this movie.", "I did not love this movie."),
+        ("We really enjoyed the cast.", "We did not really enjoy the cast."),
+        ("He thinks it works.", "He does not think it works."),
+        ("They recommend it.", "They do not recommend it."),
+        ("She saw it twice.", "She did not see it twice."),
+    ],
+)
+def test_the_verb_form_negates_a_finite_verb_after_a_subject_pronoun_with_do_support(sentence, edited):
+    assert negation_sites(sentence) == []  # not among the default forms
+    assert toggle_negation(sentence, np.random.default_rng(0), ["verb"]) == edited
+
+
+def test_the_verb_form_leaves_auxiliaries_and_unknown_words_alone():
+    for sentence in ("I have seen it.", "We will watch it.", "They were there.", "I zorbled it."):
+        assert negation_sites(sentence, ["verb"]) == []
+
+
+def test_an_unknown_negation_form_names_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown \['adverb'\]; valid: \['copula', 'auxiliary', 'verb'\]"):
+        TransferConfig(negation_forms=["copula", "adverb"])
+
+
 def test_negation_edits_are_distinct_spans_with_exactly_one_negation_toggled(caplog):
     texts = [f"Scene {r} opens. The acting was good. Scene {r} ends well. I didn't care." for r in range(20)]
     texts.append("A review without a site.")

@@ -174,6 +174,12 @@ class TransferSource:
         self.name = self.name or Path(self.path).stem
 
 
+# transfer.negation_forms: which negations the edits toggle (transfer.negation_sites): "copula" was good → was not
+# good, "auxiliary" wasn't → was, "verb" I loved → I did not love. The default is the two first, as first measured.
+NEGATION_FORMS = ("copula", "auxiliary", "verb")
+DEFAULT_NEGATION_FORMS = ("copula", "auxiliary")
+
+
 @dataclass
 class TransferConfig:
     """More transfer texts for the students, labelled by the teacher(s): other sources, augmented training texts."""
@@ -187,6 +193,7 @@ class TransferConfig:
     sentence_spans: int = 0  # spans of consecutive sentences cut from training and in-domain unlabelled texts
     max_span_sentences: int = 3  # a span's sentence count is uniform in 1..max_span_sentences
     negation_edits: int = 0  # such spans with one negation put in or taken out (was good → was not good, wasn't → was)
+    negation_forms: list[str] = field(default_factory=lambda: list(DEFAULT_NEGATION_FORMS))  # copula/auxiliary/verb
     seed: int = 42  # sampling of sources, augmentation and sentence spans
 
     def __post_init__(self) -> None:
@@ -200,6 +207,8 @@ class TransferConfig:
         _check(self.max_ngram >= 1, "transfer.max_ngram must be at least 1")
         _check(self.sentence_spans >= 0, "transfer.sentence_spans must be at least 0")
         _check(self.negation_edits >= 0, "transfer.negation_edits must be at least 0")
+        unknown_forms = sorted(set(self.negation_forms) - set(NEGATION_FORMS))
+        _check(not unknown_forms, f"transfer.negation_forms: unknown {unknown_forms}; valid: {list(NEGATION_FORMS)}")
         _check(self.max_span_sentences >= 1, "transfer.max_span_sentences must be at least 1")
         names = [source.name for source in self.source_entries()]
         _check(len(set(names)) == len(names), f"transfer.sources: names must be unique, got {names}")

@@ -8,9 +8,10 @@ Three kinds of check, each a ``CheckSet`` of edited texts with the label a sound
 - **flip**: those sentences with exactly one lexicon word, swapped for its curated antonym (``great`` →
   ``terrible``), or, for positive sentences whose sentiment word follows a copula, negated (``was great`` →
   ``was not great``), or, where the one lexicon word is a first-person verb of liking, negated there (``I loved
-  it`` → ``I did not love it``: a form ``transfer.negation_edits`` never produces, so it tells whether a student
-  learnt negation or only the copula edit); the expected label is the other one. Negative sentences are not
-  negated: "not bad" reads as mildly positive at best, not as a clear positive.
+  it`` → ``I did not love it``: ``transfer.negation_edits`` make this form only with ``negation_forms`` "verb",
+  so without it the check tells whether a student learnt negation or only the copula edit); the expected label
+  is the other one. Negative sentences are not negated: "not bad" reads as mildly positive at best, not as a
+  clear positive.
 - **invariance**: short validation reviews (at most ``max_review_words`` words) with a neutral edit: person names
   swapped, numbers changed (never ratings such as ``7/10``), commas and the final full stop removed, typos in two
   non-sentiment words. The expected label is the review's gold label and the prediction should not change.

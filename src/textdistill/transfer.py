@@ -23,12 +23,12 @@ import logging
 import re
 import string
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from textdistill.config import TransferConfig, TransferSource
+from textdistill.config import DEFAULT_NEGATION_FORMS, TransferConfig, TransferSource
 from textdistill.data import UNLABELLED, DataError, Dataset, Split, load_hub_dataset, read_table, text_keys
 from textdistill.robustness import INTENSIFIERS, NEGATIONS, split_sentences
 
@@ -143,12 +143,15 @@ def augment_texts(texts: list[str], settings: TransferConfig, mask_token: str) -
     ]
 
 
-# Negation sites: ``not`` goes in after a copula before an adjective, or comes out after an auxiliary.
+# Negation sites: ``not`` goes in after a copula before an adjective (form "copula") or with do-support before a
+# verb after a subject pronoun ("verb"), or comes out after an auxiliary ("auxiliary").
 _COPULA_ADJECTIVE = re.compile(rf"\b(is|was|are|were|am)(\s+(?:(?:{INTENSIFIERS})\s+)?)([A-Za-z]+)\b", re.IGNORECASE)
 _NEGATED_AUXILIARY = re.compile(
     r"\b(is|was|are|were|am|do|does|did|has|have|had|could|would|should|must)(?:n't|\s+not)\b", re.IGNORECASE
 )
 _NEGATED_CAN_WILL = re.compile(r"\b(?:(can)(?:'t|not|\s+not)|(wo)n't)\b", re.IGNORECASE)
+_SUBJECT_VERB = re.compile(rf"\b(I|[Ww]e|[Tt]hey|[Hh]e|[Ss]he)(\s+(?:(?:{INTENSIFIERS}|also)\s+)?)([a-z]+)\b")
+_AUXILIARY_LEMMAS = frozenset("be have do will shall can may must would could should might".split())  # noqa: SIM905
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -158,26 +161,53 @@ def _is_adjective(word: str) -> bool:
     return word not in NEGATIONS and "ADJ" in getAllLemmas(word)
 
 
-def negation_sites(sentence: str) -> list[tuple[int, int, str]]:
-    """Every place ``sentence``'s polarity can be toggled, as (start, end, replacement): ``was good`` → ``was not
-    good`` (an adjective in LemmInflect's lexicon after is/was/are/were/am, an intensifier allowed between), and
-    ``wasn't``/``did not``/``can't``/``won't`` → ``was``/``did``/``can``/``will``."""
-    sites = [
-        (match.start(), match.end(1), f"{match.group(1)} not")
-        for match in _COPULA_ADJECTIVE.finditer(sentence)
-        if _is_adjective(match.group(3).lower())
-    ]
-    sites += [(match.start(), match.end(), match.group(1)) for match in _NEGATED_AUXILIARY.finditer(sentence)]
-    for match in _NEGATED_CAN_WILL.finditer(sentence):
-        word = match.group(1) or match.group(2)
-        positive = word if match.group(1) else word[0] + "ill"  # won't → will, case of its first letter kept
-        sites.append((match.start(), match.end(), positive))
+@functools.lru_cache(maxsize=200_000)
+def _do_support(word: str) -> tuple[str, str] | None:
+    """(do/does/did, lemma) that negate the finite verb ``word`` (loved → did, love; loves → does, love); None for
+    words the lexicon does not know as a verb, auxiliaries and forms that are neither past, 3rd-singular nor base."""
+    from lemminflect import getAllLemmas, getInflection
+
+    lemmas = getAllLemmas(word).get("VERB")
+    if not lemmas or lemmas[0] in _AUXILIARY_LEMMAS:
+        return None
+    lemma = lemmas[0]
+    if word in getInflection(lemma, "VBD"):
+        return "did", lemma
+    if word in getInflection(lemma, "VBZ"):
+        return "does", lemma
+    return ("do", lemma) if word == lemma else None
+
+
+def negation_sites(sentence: str, forms: Sequence[str] = DEFAULT_NEGATION_FORMS) -> list[tuple[int, int, str]]:
+    """Every place ``sentence``'s polarity can be toggled in one of ``forms``, as (start, end, replacement):
+    "copula" ``was good`` → ``was not good`` (an adjective in LemmInflect's lexicon after is/was/are/were/am, an
+    intensifier allowed between); "auxiliary" ``wasn't``/``did not``/``can't``/``won't`` →
+    ``was``/``did``/``can``/``will``; "verb" ``I loved`` → ``I did not love`` (a subject pronoun, then a verb)."""
+    sites = []
+    if "copula" in forms:
+        sites += [
+            (match.start(), match.end(1), f"{match.group(1)} not")
+            for match in _COPULA_ADJECTIVE.finditer(sentence)
+            if _is_adjective(match.group(3).lower())
+        ]
+    if "auxiliary" in forms:
+        sites += [(match.start(), match.end(), match.group(1)) for match in _NEGATED_AUXILIARY.finditer(sentence)]
+        for match in _NEGATED_CAN_WILL.finditer(sentence):
+            word = match.group(1) or match.group(2)
+            positive = word if match.group(1) else word[0] + "ill"  # won't → will, case of its first letter kept
+            sites.append((match.start(), match.end(), positive))
+    if "verb" in forms:
+        for match in _SUBJECT_VERB.finditer(sentence):
+            if support := _do_support(match.group(3)):
+                auxiliary, lemma = support
+                sites.append((match.start(), match.end(), f"{match.group(1)} {auxiliary} not{match.group(2)}{lemma}"))
     return sites
 
 
-def toggle_negation(sentence: str, rng: np.random.Generator) -> str:
-    """``sentence`` with one of its ``negation_sites`` (drawn at random) toggled; unchanged when it has none."""
-    sites = negation_sites(sentence)
+def toggle_negation(sentence: str, rng: np.random.Generator, forms: Sequence[str] = DEFAULT_NEGATION_FORMS) -> str:
+    """``sentence`` with one of its ``negation_sites`` in ``forms`` (drawn at random) toggled; unchanged when it
+    has none."""
+    sites = negation_sites(sentence, forms)
     if not sites:
         return sentence
     start, end, replacement = sites[int(rng.integers(len(sites)))]
@@ -209,14 +239,14 @@ def negation_edits(texts: list[str], ids: list[str], settings: TransferConfig) -
 
     def draw_edit(text: str, rng: np.random.Generator) -> str | None:
         sentences = split_sentences(text)
-        sites = [i for i, sentence in enumerate(sentences) if negation_sites(sentence)]
+        sites = [i for i, sentence in enumerate(sentences) if negation_sites(sentence, settings.negation_forms)]
         if not sites:
             return None
         edited = sites[int(rng.integers(len(sites)))]
         size = int(rng.integers(1, min(settings.max_span_sentences, len(sentences)) + 1))
         start = int(rng.integers(max(0, edited - size + 1), min(edited, len(sentences) - size) + 1))
         span = sentences[start : start + size]
-        span[edited - start] = toggle_negation(span[edited - start], rng)
+        span[edited - start] = toggle_negation(span[edited - start], rng, settings.negation_forms)
         return " ".join(span)
 
     rng = np.random.default_rng([settings.seed, 1])  # a stream of its own: not the sentence spans' choices
