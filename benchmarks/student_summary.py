@@ -23,6 +23,7 @@ COLUMNS = (
     "test_accuracy",
     "test_agreement",
     "negation_accuracy",
+    "verb_negation_accuracy",
     "antonym_accuracy",
     "slice_accuracy",
     "invariance_accuracy",
@@ -30,21 +31,47 @@ COLUMNS = (
 
 
 def load_runs(names: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """{"<file name>/<variant>": that variant's runs (one per seed)}."""
+    """{"<file name>/<variant>": that variant's runs (one per seed)}; a check family a run did not record is taken
+    from checks_rescored.json (``rescore_checks.py``) when that file scored the run's saved student."""
+    rescored = _rescored()
     runs: dict[str, list[dict[str, Any]]] = {}
     for name in names:
         for run in json.loads((RESULTS / f"student_seeds_{name}.json").read_text())["runs"]:
+            later = rescored["runs"].get((name, run["variant"], run["seed"]))
+            for family, accuracy in (check_families(later) if later else {}).items():
+                run[family] = accuracy if run.get(family) is None else run[family]
             runs.setdefault(f"{name}/{run['variant']}", []).append(run)
     return runs
 
 
+def _rescored() -> dict[str, Any]:
+    """checks_rescored.json as {"runs": {(name, variant, seed): check rows}, "teacher": check rows}."""
+    path = RESULTS / "checks_rescored.json"
+    if not path.is_file():
+        return {"runs": {}, "teacher": None}
+    recorded = json.loads(path.read_text())
+    rows = {(r["run"], r["variant"], r["seed"]): r["robustness"] for r in recorded["runs"]}
+    return {"runs": rows, "teacher": recorded.get("teacher_robustness")}
+
+
+def check_families(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Accuracy per check family (``<family>_accuracy``) of one model's check rows."""
+    return {f"{family}_accuracy": check_accuracy(rows, prefix) for family, prefix in CHECKS.items()}
+
+
 def teacher_checks(names: list[str]) -> dict[str, float | None]:
-    """The teacher's accuracy per check family, from the first file that scored it."""
+    """The teacher's accuracy per check family, from the first file that scored it; families it did not score from
+    checks_rescored.json."""
+    found: dict[str, float | None] = {}
     for name in names:
         rows = json.loads((RESULTS / f"student_seeds_{name}.json").read_text()).get("teacher_robustness")
         if rows:
-            return {f"{family}_accuracy": check_accuracy(rows, prefix) for family, prefix in CHECKS.items()}
-    return {}
+            found = check_families(rows)
+            break
+    later = _rescored()["teacher"]
+    for family, accuracy in (check_families(later) if later else {}).items():
+        found[family] = accuracy if found.get(family) is None else found[family]
+    return found
 
 
 def cell(values: list[float | None]) -> str:
@@ -75,7 +102,7 @@ def main() -> None:
         cells = [cell([run.get(column) for run in entries]) for column in COLUMNS]
         lines.append(f"| {variant} | {len(entries)} | " + " | ".join(cells) + " |")
     if teacher:
-        checks = " | ".join("–" if v is None else f"{v:.4f}" for v in teacher.values())
+        checks = " | ".join(cell([teacher.get(column)]) for column in COLUMNS[3:])
         lines.append(f"| teacher (checks only) | – | – | – | – | {checks} |")
     gains = {f"{a} over {b}": paired_gain(runs[a], runs[b], "test_accuracy") for a, b in args.gain}
     validation_gains = {f"{a} over {b}": paired_gain(runs[a], runs[b], "validation_accuracy") for a, b in args.gain}
