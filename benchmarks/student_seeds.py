@@ -35,6 +35,7 @@ SCORES = ("test_accuracy", "test_macro_f1", "test_agreement", "validation_accura
 CHECKS = {
     "negation": "flip: negation",
     "verb_negation": "flip: verb negation",
+    "never": "flip: never",
     "antonym": "flip: antonym",
     "slice": "slice",
     "invariance": "invariance",

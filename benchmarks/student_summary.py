@@ -24,6 +24,7 @@ COLUMNS = (
     "test_agreement",
     "negation_accuracy",
     "verb_negation_accuracy",
+    "never_accuracy",
     "antonym_accuracy",
     "slice_accuracy",
     "invariance_accuracy",

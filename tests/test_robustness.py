@@ -91,6 +91,7 @@ def test_negation_after_a_copula_for_positive_adjectives_only():
     assert negate("The plot was boring.") is None  # negative: "not boring" is not a clear positive
     assert negate("I loved every minute of it.") is None  # a verb, no copula
     assert negate("Harry's best friend was there.") is None  # possessive 's is no copula
+    assert negate("The songs are wonderful.", "never") == "The songs are never wonderful."
 
 
 def test_a_first_person_verb_of_liking_is_negated_with_do_support():
@@ -158,7 +159,10 @@ def test_build_checks_is_deterministic_labels_follow_the_kind_and_the_cap_holds(
     ]
     names = {c.name for c in checks}
     assert {"slice: sentiment sentences", "flip: antonym swap", "flip: negation", "invariance: names"} <= names
-    assert checks[-1].name == "flip: verb negation"  # last: it draws from the seed after the others
+    assert [c.name for c in checks][-2:] == ["flip: verb negation", "flip: never"]  # last: drawn after the others
+    negation, never = (next(c for c in checks if c.name == name) for name in ("flip: negation", "flip: never"))
+    assert never.originals == negation.originals  # the same sentences, "never" for "not"
+    assert [t.replace(" never ", " not ") for t in never.texts] == negation.texts
     gold = {robustness.normalise_text(t): y for t, y in zip(texts, labels, strict=True)}
     sentence_label = {s.text: s.label for s in clear_sentences(texts, labels, POSITIVE)}
     for check in checks:

@@ -9,8 +9,9 @@ Three kinds of check, each a ``CheckSet`` of edited texts with the label a sound
   ``terrible``), or, for positive sentences whose sentiment word follows a copula, negated (``was great`` →
   ``was not great``), or, where the one lexicon word is a first-person verb of liking, negated there (``I loved
   it`` → ``I did not love it``: ``transfer.negation_edits`` make this form only with ``negation_forms`` "verb",
-  so without it the check tells whether a student learnt negation or only the copula edit); the expected label
-  is the other one. Negative sentences are not negated: "not bad" reads as mildly positive at best, not as a
+  so without it the check tells whether a student learnt negation or only the copula edit), and the copula
+  check's sentences again with ``never`` for ``not`` (a negator no edit puts in); the expected label is the other
+  one. Negative sentences are not negated: "not bad" reads as mildly positive at best, not as a
   clear positive.
 - **invariance**: short validation reviews (at most ``max_review_words`` words) with a neutral edit: person names
   swapped, numbers changed (never ratings such as ``7/10``), commas and the final full stop removed, typos in two
@@ -338,13 +339,14 @@ def swap_antonym(sentence: str) -> str | None:
     return pattern.sub(lambda m: _match_case(ANTONYMS[word], m.group(0)), sentence, count=1)
 
 
-def negate(sentence: str) -> str | None:
-    """``is/was/are/were [intensifier] WORD`` → ``... not [intensifier] WORD`` for its one positive lexicon word."""
+def negate(sentence: str, negator: str = "not") -> str | None:
+    """``is/was/are/were [intensifier] WORD`` → ``... not [intensifier] WORD`` (or another ``negator``: ``was never
+    great``) for its one positive lexicon word."""
     good, bad = sentiment_hits(sentence)
     if len(good) != 1 or bad or good[0] not in NEGATABLE:
         return None
     pattern = re.compile(COPULA.pattern.format(word=re.escape(good[0])), re.IGNORECASE)
-    edited, count = pattern.subn(lambda m: f"{m.group(1)} not{m.group(2)}{m.group(3)}", sentence, count=1)
+    edited, count = pattern.subn(lambda m: f"{m.group(1)} {negator}{m.group(2)}{m.group(3)}", sentence, count=1)
     return edited if count else None
 
 
@@ -464,15 +466,16 @@ def build_checks(
             rng,
             settings.max_per_check,
         ),
-        _flip_check(
-            "flip: negation",
-            "a positive sentence negated after its copula (was great → was not great); must be negative",
-            [s for s in sentences if s.label == positive],
-            negate,
-            rng,
-            settings.max_per_check,
-        ),
     ]
+    negation = _flip_check(
+        "flip: negation",
+        "a positive sentence negated after its copula (was great → was not great); must be negative",
+        [s for s in sentences if s.label == positive],
+        negate,
+        rng,
+        settings.max_per_check,
+    )
+    checks.append(negation)
     short = [
         (t, int(y))
         for t, y in zip(texts, labels, strict=True)
@@ -499,6 +502,17 @@ def build_checks(
             negate_verb,
             rng,
             settings.max_per_check,
+        )
+    )
+    never = [(o, e) for o in negation.originals or [] if (e := negate(o, "never"))]  # the same sentences as "not"
+    checks.append(
+        CheckSet(
+            "flip: never",
+            "flip",
+            "the negation check's sentences with never for not (was great → was never great); must be negative",
+            [edited for _, edited in never],
+            np.full(len(never), 1 - positive, dtype=np.int64),
+            [original for original, _ in never],
         )
     )
     return [check for check in checks if len(check)]
