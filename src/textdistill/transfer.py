@@ -11,8 +11,9 @@ augmented texts' words of the same class in proportion to their counts. Words th
 words, names it lacks, numbers) are never replaced.
 Sentence spans (``sentence_spans``) cut runs of consecutive sentences from the training and in-domain unlabelled
 texts: the teacher labels each on its own, a denser and more local target than one label per review. Negation edits
-(``negation_edits``) are such spans with one negation put in or taken out (was good → was not good, wasn't → was):
-minimal pairs whose label the teacher decides, the kind of edit a bag of n-grams learnt from reviews alone misreads.
+(``negation_edits``) are such spans with one negation put in or taken out (was good → was not good, wasn't → was;
+with ``negation_forms`` "verb" also I loved → I did not love): minimal pairs whose label the teacher decides, the
+kind of edit a bag of n-grams learnt from reviews alone misreads. The student learns the forms it is shown.
 """
 
 from __future__ import annotations
