@@ -38,9 +38,7 @@ def load_runs(names: list[str]) -> dict[str, list[dict[str, Any]]]:
     runs: dict[str, list[dict[str, Any]]] = {}
     for name in names:
         for run in json.loads((RESULTS / f"student_seeds_{name}.json").read_text())["runs"]:
-            later = rescored["runs"].get((name, run["variant"], run["seed"]))
-            for family, accuracy in (check_families(later) if later else {}).items():
-                run[family] = accuracy if run.get(family) is None else run[family]
+            _fill_missing(run, rescored["runs"].get((name, run["variant"], run["seed"])))
             runs.setdefault(f"{name}/{run['variant']}", []).append(run)
     return runs
 
@@ -69,10 +67,15 @@ def teacher_checks(names: list[str]) -> dict[str, float | None]:
         if rows:
             found = check_families(rows)
             break
-    later = _rescored()["teacher"]
-    for family, accuracy in (check_families(later) if later else {}).items():
-        found[family] = accuracy if found.get(family) is None else found[family]
+    _fill_missing(found, _rescored()["teacher"])
     return found
+
+
+def _fill_missing(record: dict[str, Any], rows: list[dict[str, Any]] | None) -> None:
+    """Set each check family ``record`` lacks (absent or None) from the check ``rows`` (rescored), if any."""
+    for family, accuracy in (check_families(rows) if rows else {}).items():
+        if record.get(family) is None:
+            record[family] = accuracy
 
 
 def cell(values: list[float | None]) -> str:

@@ -72,21 +72,26 @@ def test_no_augmentation_changes_nothing():
     assert augment_texts(["a b c"], settings, "[MASK]") == ["a b c"]
 
 
+def drawn_with_sources(draw, texts, settings, count):
+    """What ``draw`` (``sentence_spans`` or ``negation_edits``) makes from ``texts`` (ids ``r<i>``) as (text, id,
+    source text) rows, after checking that it is seeded and gives ``count`` distinct texts."""
+    ids = [f"r{i}" for i in range(len(texts))]
+    drawn, drawn_ids = draw(texts, ids, settings)
+    assert (drawn, drawn_ids) == draw(texts, ids, settings)  # seeded
+    assert len(drawn) == len(set(drawn)) == len(drawn_ids) == count
+    return [(text, i, texts[ids.index(i.split(":")[2])]) for text, i in zip(drawn, drawn_ids, strict=True)]
+
+
 def test_sentence_spans_are_distinct_runs_of_sentences_never_a_whole_text(caplog):
     texts = [f"Review {r} opens. Review {r} goes on! Does review {r} end? Review {r} ends." for r in range(30)]
     texts.append("A review of one sentence only.")
-    ids = [f"r{i}" for i in range(len(texts))]
-    settings = TransferConfig(sentence_spans=100, max_span_sentences=2)
-    spans, span_ids = sentence_spans(texts, ids, settings)
-    assert (spans, span_ids) == sentence_spans(texts, ids, settings)  # seeded
-    assert len(spans) == len(set(spans)) == len(span_ids) == 100
-    for span, span_id in zip(spans, span_ids, strict=True):
-        source = texts[ids.index(span_id.split(":")[2])]
+    rows = drawn_with_sources(sentence_spans, texts, TransferConfig(sentence_spans=100, max_span_sentences=2), 100)
+    for span, _, source in rows:
         assert span in source and span != source
         assert 1 <= sum(span.count(end) for end in ".!?") <= 2  # one or two whole sentences
-    assert not any(i.endswith(":r30") for i in span_ids)  # a one-sentence text has no span shorter than itself
+    assert not any(i.endswith(":r30") for _, i, _ in rows)  # a one-sentence text has no span shorter than itself
     with caplog.at_level(logging.WARNING):
-        few, _ = sentence_spans(texts[:2], ids[:2], TransferConfig(sentence_spans=100, max_span_sentences=2))
+        few, _ = sentence_spans(texts[:2], ["r0", "r1"], TransferConfig(sentence_spans=100, max_span_sentences=2))
     assert len(few) == 14  # 2 texts x (4 single sentences + 3 pairs): all there are
     assert "sentences: only 14 distinct texts (asked for 100)" in caplog.text
 
@@ -167,18 +172,13 @@ def test_an_unknown_negation_form_names_the_valid_ones():
 def test_negation_edits_are_distinct_spans_with_exactly_one_negation_toggled(caplog):
     texts = [f"Scene {r} opens. The acting was good. Scene {r} ends well. I didn't care." for r in range(20)]
     texts.append("A review without a site.")
-    ids = [f"r{i}" for i in range(len(texts))]
-    settings = TransferConfig(negation_edits=60, max_span_sentences=2)
-    edits, edit_ids = negation_edits(texts, ids, settings)
-    assert (edits, edit_ids) == negation_edits(texts, ids, settings)  # seeded
-    assert len(edits) == len(set(edits)) == len(edit_ids) == 60
-    for edit, edit_id in zip(edits, edit_ids, strict=True):
-        source = texts[ids.index(edit_id.split(":")[2])]
+    rows = drawn_with_sources(negation_edits, texts, TransferConfig(negation_edits=60, max_span_sentences=2), 60)
+    for edit, edit_id, source in rows:
         assert edit_id.startswith("negation:") and edit not in source
         assert ("was not good" in edit) != ("I did care." in edit)  # one site toggled, the other left as it was
-    assert not any(i.endswith(":r20") for i in edit_ids)
+    assert not any(i.endswith(":r20") for _, i, _ in rows)
     with caplog.at_level(logging.WARNING):
-        few, _ = negation_edits(texts[:1], ids[:1], TransferConfig(negation_edits=100, max_span_sentences=1))
+        few, _ = negation_edits(texts[:1], ["r0"], TransferConfig(negation_edits=100, max_span_sentences=1))
     assert sorted(few) == ["I did care.", "The acting was not good."]
     assert "negation: only 2 distinct texts (asked for 100)" in caplog.text
 
