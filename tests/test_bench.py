@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_bert_classifier
 
 from textdistill import bench, compress
 from textdistill.config import BenchConfig
@@ -15,22 +16,6 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 VOCAB = 60
 ARCH = {"embedding_dim": 12, "hidden_size": 16, "attention_dim": 8, "num_layers": 1}
-
-
-def tiny_teacher() -> torch.nn.Module:
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=VOCAB,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=2,
-    )
-    return BertForSequenceClassification(config).eval()
 
 
 def reviews(count: int = 6) -> list[np.ndarray]:
@@ -48,7 +33,7 @@ def entries(tmp_path_factory) -> list[bench.BenchEntry]:
     onnx_path = compress.export_onnx(student, directory / "model.onnx", max_length=64)
     onnx_int8 = compress.quantize_onnx_int8(onnx_path, directory / "model.int8.onnx")
     return [
-        bench.BenchEntry("teacher", tiny_teacher(), max_length=32, quality={"accuracy": 0.9}),
+        bench.BenchEntry("teacher", tiny_bert_classifier(VOCAB), max_length=32, quality={"accuracy": 0.9}),
         bench.BenchEntry("student", student, quality={"accuracy": 0.8, "agreement": 0.85}),
         bench.BenchEntry("pruned-50%", pruned, note="unstructured"),
         bench.BenchEntry("onnx", onnx_path),

@@ -16,6 +16,7 @@ from textdistill.losses import (
     hard_loss,
     hybrid_loss,
     logit_mse_loss,
+    representation_loss,
     sequence_loss,
     soft_kl_loss,
 )
@@ -209,3 +210,19 @@ def test_hybrid_uses_binary_terms_for_label_sets():
     assert set(parts) == {"soft", "hard", "sequence", "total"}
     hard_only, _ = hybrid_loss(student, None, labels, config)
     assert hard_only.item() == pytest.approx(2.8200752, abs=1e-6)
+
+
+def test_representation_loss_is_two_minus_twice_the_cosine_and_blind_to_scale():
+    teacher = t([[1.0, 0.0], [0.0, 2.0], [3.0, 4.0]])
+    student = t([[5.0, 0.0], [1.0, 0.0], [-0.3, -0.4]])  # same direction, orthogonal, opposite
+    assert float(representation_loss(student, teacher)) == pytest.approx((0.0 + 2.0 + 4.0) / 3)
+    assert float(representation_loss(10 * student, 0.1 * teacher)) == pytest.approx(2.0)
+
+
+def test_representation_loss_rejects_mismatched_shapes_and_handles_an_empty_batch():
+    with pytest.raises(ValueError, match="batch, hidden"):
+        representation_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+    empty = torch.zeros(0, 3, requires_grad=True)
+    loss = representation_loss(empty, torch.zeros(0, 3))
+    loss.backward()
+    assert float(loss.detach()) == 0.0

@@ -191,3 +191,29 @@ def test_the_robustness_teacher_reads_texts_as_the_logit_pass(finished_run, infe
     predict = pipeline._teacher_predictor(config, prepared, model_dir)
     texts = prepared.dataset.validation.texts
     assert np.array_equal(predict(texts), logits.argmax(-1))
+
+
+def test_a_student_matching_the_teachers_representations(finished_run, tmp_path, monkeypatch):
+    import numpy as np
+
+    config, first = finished_run
+    representing = _copied_run(config, tmp_path, **{"distill.representation_weight": "1.0"})
+    prepared = pipeline.prepare_data(representing)
+    model_dir = pipeline.teacher_dir(representing, prepared) / "model"
+    plans = pipeline.student_plans(representing)
+    assert [plan.uses_representations for plan in plans] == [True, True]
+    representations = pipeline.teacher_representations_for(representing, prepared, model_dir, plans)
+    assert representations is not None and set(representations) == {"train", "unlabelled"}
+    hidden = json.loads((model_dir / "config.json").read_text())["hidden_size"]
+    assert representations["train"].shape == (len(prepared.dataset.train.texts), hidden)
+    assert np.isfinite(representations["unlabelled"]).all()
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the cached representations must be reused")
+
+    monkeypatch.setattr(pipeline, "load_teacher", no_teacher)
+    (after,) = distill(representing, only=["bag"])
+    before = next(s for s in first["students"] if s["tag"] == "bag")
+    assert after["key"] != before["key"] and after["distill_config"]["representation_weight"] == 1.0
+    with pytest.raises(ConfigError, match="needs the transformer teacher's model"):
+        pipeline.teacher_representations_for(representing, prepared, None, plans)

@@ -257,3 +257,48 @@ def test_sparse_run_resumes_exactly(toy, tmp_path):
     resumed_model = make_bag(seed=123)
     resumed = train_student(resumed_model, train, validation, config(), tmp_path / "cut", PAD)
     assert_same_run(resumed_model, resumed, (whole_model, whole))
+
+
+def with_representations(data: DistillData, hidden: int = 6) -> DistillData:
+    """The teacher's "representation" of a row: a fixed direction per label, so a student can match it."""
+    directions = np.random.default_rng(3).normal(size=(2, hidden))
+    rule = np.array([int(POSITIVE in sequence) for sequence in data.sequences])
+    return DistillData(data.sequences, data.labels, data.teacher_logits, directions[rule].astype(np.float32))
+
+
+def test_representation_matching_trains_a_projection_and_leaves_the_student_as_it_is(toy, tmp_path, monkeypatch):
+    train, validation = with_representations(toy[0]), toy[1]
+    terms = []
+    real = _Trainer._loss_with_representations
+
+    def recording(self, *args):
+        loss, parts = real(self, *args)
+        terms.append(parts["representation"])
+        return loss, parts
+
+    monkeypatch.setattr(_Trainer, "_loss_with_representations", recording)
+    model = make_model()
+    result = train_student(model, train, validation, config(epochs=6, representation_weight=1.0), tmp_path, PAD)
+    assert result.completed and len(terms) == result.global_step
+    assert np.mean(terms[-6:]) < 0.5 * np.mean(terms[:6])  # the projected features come to point the teacher's way
+    assert set(read_weights(tmp_path / "best.safetensors")) == set(make_model().state_dict())  # no projection
+
+
+def test_representation_run_resumes_exactly(toy, tmp_path):
+    train, validation = with_representations(toy[0]), toy[1]
+    settings = config(representation_weight=0.5)
+    whole_model = make_model()
+    whole = train_student(whole_model, train, validation, settings, tmp_path / "whole", PAD)
+    train_student(make_model(), train, validation, settings, tmp_path / "cut", PAD, max_steps=9)
+    assert "projection" in torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    resumed_model = make_model(seed=123)
+    resumed = train_student(resumed_model, train, validation, settings, tmp_path / "cut", PAD)
+    assert_same_run(resumed_model, resumed, (whole_model, whole))
+
+
+def test_representation_weight_needs_representations_in_every_training_part(toy, tmp_path):
+    train, validation = toy
+    with pytest.raises(ValueError, match="no teacher representations"):
+        train_student(make_model(), train, validation, config(representation_weight=1.0), tmp_path, PAD)
+    with pytest.raises(ValueError, match="every part has teacher_representations or none"):
+        DistillData.concatenate([with_representations(train), train])

@@ -69,12 +69,19 @@ def cmd_teacher(args: argparse.Namespace) -> None:
 
 
 def cmd_logits(args: argparse.Namespace) -> None:
-    from textdistill.pipeline import export_logits, logits_stage, prepare_data, teacher_stage
+    from textdistill.pipeline import (
+        export_logits,
+        logits_stage,
+        prepare_data,
+        teacher_representations_for,
+        teacher_stage,
+    )
 
     config = _config(args)
     prepared = prepare_data(config)
     model_dir = None if config.teacher.logits_dir else teacher_stage(config, prepared)
     logits = logits_stage(config, prepared, model_dir)
+    teacher_representations_for(config, prepared, model_dir)  # made (or reused) now when a student uses them
     if args.export and model_dir is not None:
         from pathlib import Path
 

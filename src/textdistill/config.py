@@ -299,6 +299,7 @@ class DistillConfig:
     sequence_weight: float = 0.0  # cross-entropy toward the teacher's argmax
     mse_weight: float = 0.0  # MSE between logits (Tang et al. 2019)
     confidence_threshold: float = 0.0  # sequence term only where teacher confidence >= this
+    representation_weight: float = 0.0  # pull the classifier input toward the teacher's (PKD); needs its model
     use_unlabelled: bool = True  # train on the teacher-labelled transfer set too
     epochs: int = 10  # maximum epochs (early stopping may end sooner)
     batch_size: int = 64  # student batch size
@@ -316,9 +317,19 @@ class DistillConfig:
         _check(all(w >= 0 for w in weights), f"distill.soft/hard/sequence/mse_weight must be >= 0, got {weights}")
         _check(sum(weights) > 0, "distill.soft/hard/sequence/mse_weight: at least one must be positive")
         _check(0.0 <= self.confidence_threshold < 1.0, "distill.confidence_threshold must be in [0, 1)")
+        _check(self.representation_weight >= 0, "distill.representation_weight must be >= 0")
         for name in ("epochs", "batch_size", "patience"):
             _check(getattr(self, name) >= 1, f"distill.{name} must be at least 1")
         _check(self.lr > 0, "distill.lr must be positive")
+
+
+def distill_identity(config: DistillConfig) -> dict[str, Any]:
+    """``config`` as a dict for run keys and checkpoint signatures, without the options added since runs were first
+    keyed while they are off (so that the runs written before them keep their keys)."""
+    values = dataclasses.asdict(config)
+    if values["representation_weight"] == 0:
+        del values["representation_weight"]
+    return values
 
 
 @dataclass

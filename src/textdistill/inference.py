@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from torch import nn
@@ -60,3 +63,40 @@ def aggregate_windows(window_logits: np.ndarray, owners: np.ndarray, count: int,
         raise ValueError(f"{int((counts == 0).sum())} text(s) have no window")
     means = sums / counts[:, None]
     return (np.log(means) if how == "mean-probs" else means).astype(np.float32)
+
+
+class RepresentationTap(nn.Module):
+    """A classifier whose output is the representation its output layer reads: the input (batch, hidden) of its
+    last ``nn.Linear`` with ``num_labels`` outputs (BERT's pooled [CLS], DistilBERT's pre-classifier features,
+    RoBERTa's head's dense output...). ``predict_logits`` on the tap therefore gives (n, hidden) representations
+    through the same batched loop as the logits. Because the output layer is linear, the mean of a text's window
+    representations is what the mean of its window logits is computed from.
+    """
+
+    def __init__(self, model: nn.Module, num_labels: int) -> None:
+        super().__init__()
+        heads = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_labels]
+        if not heads:
+            raise ValueError(f"{type(model).__name__} has no nn.Linear output layer with {num_labels} outputs")
+        self.model, self.head = model, heads[-1]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.head.in_features
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """input_ids, attention_mask (B, T) → the output layer's input (B, hidden)."""
+        with layer_inputs(self.head) as captured:
+            self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return captured[-1]
+
+
+@contextmanager
+def layer_inputs(layer: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Collect the first input of every call of ``layer`` while the block runs (a forward hook, then removed)."""
+    captured: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _module, inputs, _output: captured.append(inputs[0]))
+    try:
+        yield captured
+    finally:
+        handle.remove()

@@ -208,6 +208,33 @@ def binary_sequence_loss(student_logits: torch.Tensor, teacher_logits: torch.Ten
     return F.binary_cross_entropy_with_logits(student_logits, targets, reduction="none").sum(dim=-1).mean()
 
 
+def representation_loss(student_features: torch.Tensor, teacher_representations: torch.Tensor) -> torch.Tensor:
+    """Squared distance between length-normalised representations (the "patient" loss of Sun et al. 2019,
+    "Patient Knowledge Distillation for BERT Model Compression", on one layer's pooled output).
+
+    ``L = (1/B) Σ_b ‖ s_b / ‖s_b‖ − t_b / ‖t_b‖ ‖²  = (1/B) Σ_b (2 − 2 cos(s_b, t_b))``, in [0, 4]; normalising
+    makes it blind to the scale of either side, so it neither grows with the hidden size nor rewards a student that
+    shrinks its features.
+
+    Args:
+        student_features: (B, H) float, the student's features already projected to the teacher's size H.
+        teacher_representations: (B, H) float, the teacher's (constants).
+
+    Returns:
+        scalar tensor, the batch mean.
+    """
+    if student_features.dim() != 2 or student_features.shape != teacher_representations.shape:
+        raise ValueError(
+            f"student features and teacher representations must both be (batch, hidden); got "
+            f"{tuple(student_features.shape)} and {tuple(teacher_representations.shape)}"
+        )
+    if student_features.shape[0] == 0:
+        return _zero(student_features)
+    student = F.normalize(student_features, dim=-1)
+    teacher = F.normalize(teacher_representations.to(student.dtype), dim=-1)
+    return (student - teacher).pow(2).sum(dim=-1).mean()
+
+
 def _teacher_terms(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, config: DistillConfig, multi_label: bool = False
 ) -> dict[str, tuple[float, torch.Tensor]]:

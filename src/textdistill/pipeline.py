@@ -23,11 +23,11 @@ from textdistill import builtin
 from textdistill.api import fit_student
 from textdistill.cache import ArtifactCache, array_digest, atomic_open, atomic_write_text, digest
 from textdistill.compress import ONNX_INT8_NAME, OnnxSequenceClassifier, export_classifier_int8
-from textdistill.config import Config, ConfigError, StudentConfig, TeacherEntry, teacher_entries
+from textdistill.config import Config, ConfigError, StudentConfig, TeacherEntry, distill_identity, teacher_entries
 from textdistill.data import Dataset, label_balance, load_dataset, save_label_mapping, stratified_sample
 from textdistill.distributed import barrier, is_main_process, main_process_first, predict_logits_sharded
 from textdistill.embeddings import embeddings_stage, model_identity
-from textdistill.inference import aggregate_windows, predict_logits
+from textdistill.inference import RepresentationTap, aggregate_windows, predict_logits
 from textdistill.metrics import agreement
 from textdistill.multilabel import Thresholds, choose_thresholds, score_logits
 from textdistill.plans import StudentPlan, student_plans
@@ -255,6 +255,37 @@ def logits_stage(config: Config, prepared: Prepared, model_dir: Path | None) -> 
     return {name: result[name] for name in splits}
 
 
+REPRESENTATION_SPLITS = ("train", "unlabelled")  # the splits a student trains on
+
+
+def representations_stage(config: Config, prepared: Prepared, model_dir: Path) -> dict[str, np.ndarray]:
+    """The teacher's representations (n, hidden) float32 of the splits a student trains on: the input of its output
+    layer (``RepresentationTap``), for windows of a whole text their mean. Computed once per teacher, data and token
+    settings (cached as float16 beside the logits); always the exact teacher (bf16 with ``teacher.mixed_precision:
+    bf16``), never the int8 one. What ``distill.representation_weight`` matches the student's features to."""
+    checkpoint = checkpoint_hash(model_dir)
+    mode = "bf16" if config.teacher.mixed_precision == "bf16" else "fp32"
+    splits = prepared.dataset.splits()
+    result: dict[str, np.ndarray] = {}
+    tap = None
+    for split in (name for name in REPRESENTATION_SPLITS if name in splits):
+        key = logits_key(config, prepared, checkpoint, split) | {"pass": mode, "output": "representation"}
+        path = prepared.cache.path("representations", key, ".npz")
+        if path.is_file():
+            logger.info("representations %s: reusing %s", split, path)
+            result[split] = _read_logits(path, splits[split].ids)
+            continue
+        tap = tap or RepresentationTap(load_teacher(model_dir), len(prepared.dataset.label_names))
+        started = time.perf_counter()
+        values = teacher_split_logits(config, prepared, tap, split, mode, f"representations {split}", aggregate="mean")
+        logger.info("representations %s: %d texts in %.0f s", split, len(values), time.perf_counter() - started)
+        result[split] = values
+        if is_main_process():
+            _write_logits(path, values, splits[split].ids, key, dtype=np.float16)
+    barrier()
+    return result
+
+
 def _model_for(mode: str, model_dir: Path, models: dict[str, Any]):
     """The fp32 teacher, or (``onnx-int8``) its ONNX Runtime int8 version ``model.int8.onnx`` next to the weights
     (exported on first use), loaded once."""
@@ -314,10 +345,12 @@ def teacher_split_logits(
     desc: str | None = None,
     sharded: bool = True,
     rows: list[int] | None = None,
+    aggregate: str | None = None,
 ) -> np.ndarray:
     """The teacher's logits (n, K) float32 of ``split`` (of its ``rows`` only, when given): one truncated input per
-    text, or with ``teacher.inference: chunks`` windows over the whole text aggregated per text. ``mode`` ``bf16``
-    runs under CPU/GPU autocast.
+    text, or with ``teacher.inference: chunks`` windows over the whole text aggregated per text (``aggregate``,
+    default ``teacher.chunk_aggregate``). ``mode`` ``bf16`` runs under CPU/GPU autocast. ``model`` may be a
+    ``RepresentationTap``: then the rows are its (n, hidden) representations.
 
     Under a launcher the pass is ``sharded`` over the processes (collective: all of them call it) unless told not to.
     """
@@ -334,7 +367,7 @@ def teacher_split_logits(
         )
         window_logits = predict(model, windows, pad, batch_size, desc)
     logger.info("logits %s: %.2f windows per text", split, len(windows) / max(len(encoded), 1))
-    return aggregate_windows(window_logits, owners, len(encoded), config.teacher.chunk_aggregate)
+    return aggregate_windows(window_logits, owners, len(encoded), aggregate or config.teacher.chunk_aggregate)
 
 
 def exact_text_hashes(texts: list[str]) -> np.ndarray:
@@ -394,10 +427,15 @@ def _record_logit_pass(prepared: Prepared, split: str, count: int, seconds: floa
 
 
 def _write_logits(
-    path: Path, logits: np.ndarray, ids: list[str], key: dict[str, Any], hashes: np.ndarray | None = None
+    path: Path,
+    logits: np.ndarray,
+    ids: list[str],
+    key: dict[str, Any],
+    hashes: np.ndarray | None = None,
+    dtype: type = np.float32,
 ) -> None:
     key_text = np.array(json.dumps(key, sort_keys=True))
-    arrays: dict[str, Any] = {"logits": logits.astype(np.float32), "ids": np.array(ids), "key": key_text}
+    arrays: dict[str, Any] = {"logits": logits.astype(dtype), "ids": np.array(ids), "key": key_text}
     if hashes is not None:
         arrays["text_hashes"] = hashes
     with atomic_open(path) as handle:
@@ -772,33 +810,46 @@ def data_report(config: Config, prepared: Prepared) -> dict[str, Any]:
 # Students
 
 
-def _distill_data(config: Config, prepared: Prepared, split: str, logits, max_length: int | None):
-
+def _distill_data(
+    config: Config, prepared: Prepared, split: str, logits, max_length: int | None, representations=None
+) -> DistillData:
     labels = prepared.dataset.splits()[split].labels
     inputs = student_inputs(config, prepared, split, max_length)
-    return DistillData(inputs, labels, None if logits is None else logits[split])
+    teacher_representations = None if representations is None else representations[split]
+    return DistillData(inputs, labels, None if logits is None else logits[split], teacher_representations)
 
 
 def student_stage(
-    config: Config, prepared: Prepared, plan: StudentPlan, logits: dict[str, np.ndarray] | None, embedding
+    config: Config,
+    prepared: Prepared,
+    plan: StudentPlan,
+    logits: dict[str, np.ndarray] | None,
+    embedding,
+    representations: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Train (or reuse) one student, save it like a Hugging Face model, and evaluate it on test."""
+    """Train (or reuse) one student, save it like a Hugging Face model, and evaluate it on test.
+
+    ``representations``: the teacher's per split (``representations_stage``), used by a plan with
+    ``distill.representation_weight > 0`` only."""
 
     run_dir = Path(config.out_dir) / "students" / plan.tag
     model_dir = run_dir / "model"
     summary_path = run_dir / "summary.json"
     if pretrained_source(plan.student.name, plan.student.arch) is not None:
         embedding = None  # its embedding comes with its pretrained weights: Word2Vec settings do not change it
-    key = _student_key(config, prepared, plan, logits, embedding)
+    representations = representations if plan.uses_representations else None
+    if plan.uses_representations and representations is None:
+        raise ConfigError(f"student {plan.tag}: distill.representation_weight > 0 needs the teacher's representations")
+    key = _student_key(config, prepared, plan, logits, embedding, representations)
     if summary_path.is_file() and json.loads(summary_path.read_text()).get("key") == key:
         logger.info("student %s: reusing %s (same settings, data and teacher)", plan.tag, model_dir)
         return json.loads(summary_path.read_text())
     teacher_logits = logits if plan.uses_teacher else None
     tokens = student_tokens(config, plan.student)
     length = tokens.max_length
-    parts = [_distill_data(config, prepared, "train", teacher_logits, length)]
+    parts = [_distill_data(config, prepared, "train", teacher_logits, length, representations)]
     if teacher_logits is not None and plan.distill.use_unlabelled and "unlabelled" in teacher_logits:
-        parts.append(_distill_data(config, prepared, "unlabelled", teacher_logits, length))
+        parts.append(_distill_data(config, prepared, "unlabelled", teacher_logits, length, representations))
     train = DistillData.concatenate(parts)
     validation = _distill_data(config, prepared, "validation", teacher_logits, length)
     train_dir = run_dir / "train"
@@ -892,14 +943,16 @@ def _clear_stale_training(train_dir: Path, key: str) -> None:
         shutil.rmtree(train_dir)
 
 
-def _student_key(config: Config, prepared: Prepared, plan: StudentPlan, logits, embedding) -> str:
+def _student_key(
+    config: Config, prepared: Prepared, plan: StudentPlan, logits, embedding, representations=None
+) -> str:
     teacher = None
     if plan.uses_teacher and logits is not None:
         teacher = {split: array_digest(values) for split, values in logits.items()}
     return digest(
         {
             "student": asdict(plan.student),
-            "distill": asdict(plan.distill) | {"num_threads": None},  # an execution setting, not the model's
+            "distill": distill_identity(plan.distill) | {"num_threads": None},  # an execution setting
             "tokens": [config.tokens.student_max_length, config.tokens.truncation, config.tokens.head_fraction],
             "tokenizer": prepared.tokenizer_fingerprint,
             "data": prepared.dataset.fingerprints(),
@@ -907,6 +960,16 @@ def _student_key(config: Config, prepared: Prepared, plan: StudentPlan, logits, 
             "embeddings": None if embedding is None else array_digest(embedding.matrix),
         }
         | _pretrained_part(plan)
+        | _representations_part(representations)
+    )
+
+
+def _representations_part(representations: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    """The teacher's representations a student matches, in the key only when it uses them."""
+    return (
+        {}
+        if representations is None
+        else {"representations": {k: array_digest(v) for k, v in representations.items()}}
     )
 
 
@@ -1038,8 +1101,25 @@ def distill(config: Config, prepared: Prepared | None = None, only: list[str] | 
     prepared = prepared or prepare_data(config)
     if only and len(plans) != len(set(only)):
         raise ConfigError(f"--only {only}: known tags are {[plan.tag for plan in student_plans(config)]}")
-    logits = teacher_logits_for(config, prepared)[1] if any(p.uses_teacher for p in plans) else None
+    model_dir, logits = teacher_logits_for(config, prepared) if any(p.uses_teacher for p in plans) else (None, None)
+    representations = teacher_representations_for(config, prepared, model_dir, plans)
     if not is_main_process():  # under a launcher all processes make the teacher's logits; students train in one
         return []
     embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
-    return [student_stage(config, prepared, plan, logits, embedding) for plan in plans]
+    return [student_stage(config, prepared, plan, logits, embedding, representations) for plan in plans]
+
+
+def teacher_representations_for(
+    config: Config, prepared: Prepared, model_dir: Path | None, plans: list[StudentPlan] | None = None
+) -> dict[str, np.ndarray] | None:
+    """The teacher's representations when a plan (default: every planned student) uses them, else None."""
+    plans = student_plans(config) if plans is None else plans
+    users = [plan.tag for plan in plans if plan.uses_representations]
+    if not users:
+        return None
+    if model_dir is None:
+        raise ConfigError(
+            f"students {users}: distill.representation_weight > 0 needs the transformer teacher's model to compute "
+            "its representations; shipped logits (teacher.logits_dir) or a teacher without a model have none"
+        )
+    return representations_stage(config, prepared, model_dir)

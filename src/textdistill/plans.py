@@ -24,6 +24,11 @@ class StudentPlan:
         d = self.distill
         return d.soft_weight + d.sequence_weight + d.mse_weight > 0
 
+    @property
+    def uses_representations(self) -> bool:
+        """Trained to match the teacher's representations too (``distill.representation_weight``)."""
+        return self.uses_teacher and self.distill.representation_weight > 0
+
 
 def student_plans(config: Config) -> list[StudentPlan]:
     """The main student plus every entry of ``students`` (each overrides the student and distill sections)."""

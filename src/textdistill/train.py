@@ -42,9 +42,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from textdistill.cache import atomic_open, atomic_write_text
-from textdistill.config import DistillConfig
-from textdistill.inference import predict_logits
-from textdistill.losses import binary_hard_loss, hard_loss, hybrid_loss
+from textdistill.config import DistillConfig, distill_identity
+from textdistill.inference import layer_inputs, predict_logits
+from textdistill.losses import binary_hard_loss, hard_loss, hybrid_loss, representation_loss
 from textdistill.multilabel import score_logits
 from textdistill.students import count_parameters
 from textdistill.students.hub import load_weights, save_weights
@@ -77,12 +77,14 @@ class DistillData:
 
     ``sequences`` are int64 id arrays already truncated and wrapped by ``tokens.model_inputs``; ``labels`` is
     (n,) int64 with ``-1`` for unlabelled rows, or (n, num_labels) 0/1 label sets for multi-label data (a row of
-    ``-1`` unlabelled); ``teacher_logits`` is (n, num_labels) float32 or None.
+    ``-1`` unlabelled); ``teacher_logits`` is (n, num_labels) float32 or None; ``teacher_representations`` is (n,
+    hidden) float32 (what ``distill.representation_weight`` matches the student's features to) or None.
     """
 
     sequences: list[np.ndarray]
     labels: np.ndarray
     teacher_logits: np.ndarray | None = None
+    teacher_representations: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.labels = np.array(self.labels, dtype=np.int64)  # a writable copy for torch
@@ -98,6 +100,13 @@ class DistillData:
             bad = int((~np.isfinite(self.teacher_logits).all(axis=1)).sum())
             if bad:
                 raise ValueError(f"teacher_logits: {bad} rows hold NaN or infinite values")
+        if self.teacher_representations is not None:
+            self.teacher_representations = np.array(self.teacher_representations, dtype=np.float32)
+            if self.teacher_representations.ndim != 2 or len(self.teacher_representations) != len(self.sequences):
+                raise ValueError(
+                    f"teacher_representations must be (n, hidden) with n={len(self.sequences)}, "
+                    f"got {self.teacher_representations.shape}"
+                )
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -109,14 +118,16 @@ class DistillData:
     @classmethod
     def concatenate(cls, parts: list[DistillData]) -> DistillData:
         """Rows of several parts (e.g. the labelled train split and the teacher-labelled transfer set)."""
-        with_teacher = {part.teacher_logits is not None for part in parts}
-        if len(with_teacher) != 1:
-            raise ValueError("either every part has teacher logits or none has")
+        for name in ("teacher_logits", "teacher_representations"):
+            if len({getattr(part, name) is not None for part in parts}) != 1:
+                raise ValueError(f"either every part has {name} or none has")
         teacher = [p.teacher_logits for p in parts if p.teacher_logits is not None]
+        representations = [p.teacher_representations for p in parts if p.teacher_representations is not None]
         return cls(
             sequences=[s for part in parts for s in part.sequences],
             labels=np.concatenate([part.labels for part in parts]),
             teacher_logits=np.concatenate(teacher) if teacher else None,
+            teacher_representations=np.concatenate(representations) if representations else None,
         )
 
 
@@ -285,6 +296,8 @@ def _data_digest(data: DistillData) -> str:
         digest.update(np.concatenate(data.sequences).astype(np.int64).tobytes())
     if data.teacher_logits is not None:
         digest.update(data.teacher_logits.tobytes())
+    if data.teacher_representations is not None:
+        digest.update(data.teacher_representations.tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -296,7 +309,7 @@ def _arch_config(model: nn.Module) -> Any:
 
 def _signature(model: nn.Module, train: DistillData, validation: DistillData, config: DistillConfig) -> dict:
     """What must match for a checkpoint or done.json in ``run_dir`` to belong to this run."""
-    distill = {k: v for k, v in dataclasses.asdict(config).items() if k != "num_threads"}
+    distill = {k: v for k, v in distill_identity(config).items() if k != "num_threads"}
     arch = _arch_config(model)
     return {
         "distill": distill,
@@ -330,10 +343,14 @@ class _Trainer:
         self.lengths = train.lengths
         self.steps_per_epoch = math.ceil(len(train) / config.batch_size)
         # {checkpoint key: optimizer}: AdamW for the dense parameters, SparseAdam for sparse tables (if any)
+        self.projection = _projection(model, train, config)
+        dense = parameter_groups(model, config.weight_decay)
+        if self.projection is not None:
+            dense += parameter_groups(self.projection, config.weight_decay)
         tables = sparse_tables(model)
-        self.optimizers: dict[str, torch.optim.Optimizer] = {
-            "optimizer": torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
-        } | ({"sparse_optimizer": torch.optim.SparseAdam(tables, lr=config.lr)} if tables else {})
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"optimizer": torch.optim.AdamW(dense, lr=config.lr)} | (
+            {"sparse_optimizer": torch.optim.SparseAdam(tables, lr=config.lr)} if tables else {}
+        )
         schedule = linear_schedule(self.steps_per_epoch * config.epochs, config.warmup_ratio)
         self.schedulers = {
             key.replace("optimizer", "scheduler"): torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -359,6 +376,7 @@ class _Trainer:
         self._advance_clock()
         payload = {
             "model": self.model.state_dict(),
+            **({"projection": self.projection.state_dict()} if self.projection is not None else {}),
             **{key: optimizer.state_dict() for key, optimizer in self.optimizers.items()},
             **{key: scheduler.state_dict() for key, scheduler in self.schedulers.items()},
             "state": dataclasses.asdict(self.state),
@@ -377,6 +395,8 @@ class _Trainer:
         payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         _check_signature(payload["signature"], self.signature, self.checkpoint_path, _arch_defaults(self.model))
         self.model.load_state_dict(payload["model"])
+        if self.projection is not None:
+            self.projection.load_state_dict(payload["projection"])
         for key, stateful in (self.optimizers | self.schedulers).items():
             stateful.load_state_dict(payload[key])
         self.state = _LoopState(**payload["state"])
@@ -390,7 +410,10 @@ class _Trainer:
         self.model.train()
         labels = torch.from_numpy(self.train.labels[indices])
         teacher = None if self.train.teacher_logits is None else torch.from_numpy(self.train.teacher_logits[indices])
-        loss, parts = hybrid_loss(self.model(input_ids, attention_mask), teacher, labels, self.config)
+        if self.projection is None:
+            loss, parts = hybrid_loss(self.model(input_ids, attention_mask), teacher, labels, self.config)
+        else:
+            loss, parts = self._loss_with_representations(indices, input_ids, attention_mask, teacher, labels)
         self._stop_if_diverged(parts["total"], "training loss")
         optimizers = list(self.optimizers.values())
         for optimizer in optimizers:
@@ -403,6 +426,27 @@ class _Trainer:
         for scheduler in self.schedulers.values():
             scheduler.step()
         return parts["total"]
+
+    def _loss_with_representations(
+        self,
+        indices: np.ndarray,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        teacher: torch.Tensor | None,
+        labels: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The hybrid loss plus ``representation_weight`` × the distance between the projected input of the
+        student's classifier (B, F) → (B, H) and the teacher's representations (B, H)."""
+        assert self.projection is not None and self.train.teacher_representations is not None
+        classifier = self.model.get_submodule("classifier")
+        with layer_inputs(classifier) as features:
+            logits = self.model(input_ids, attention_mask)
+        loss, parts = hybrid_loss(logits, teacher, labels, self.config)
+        target = torch.from_numpy(self.train.teacher_representations[indices])
+        term = representation_loss(self.projection(features[-1]), target)
+        loss = loss + self.config.representation_weight * term
+        parts |= {"representation": float(term.detach()), "total": float(loss.detach())}
+        return loss, parts
 
     def _stop_if_diverged(self, loss: float, what: str) -> None:
         """Raise ``TrainingDiverged`` when ``loss`` is not finite (checked before the step that would spread NaN)."""
@@ -495,6 +539,22 @@ class _Trainer:
             stopped_early=state.stopped_early,
             completed=completed,
         )
+
+
+def _projection(model: nn.Module, train: DistillData, config: DistillConfig) -> nn.Linear | None:
+    """With ``representation_weight > 0``: the linear map (F → H) from the input of the student's classifier to the
+    teacher's representation size, trained with the student and thrown away after (the student does not change);
+    initialised from ``config.seed`` without touching the global random state. None otherwise."""
+    if config.representation_weight <= 0:
+        return None
+    classifier = getattr(model, "classifier", None)
+    if not isinstance(classifier, nn.Linear):
+        raise ValueError(f"{type(model).__name__} has no nn.Linear .classifier whose input could match the teacher's")
+    if train.teacher_representations is None:
+        raise ValueError("distill.representation_weight > 0 but the training data has no teacher representations")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return nn.Linear(classifier.in_features, train.teacher_representations.shape[1])
 
 
 def _arch_defaults(model: nn.Module) -> dict[str, Any]:
