@@ -217,3 +217,21 @@ def test_a_student_matching_the_teachers_representations(finished_run, tmp_path,
     assert after["key"] != before["key"] and after["distill_config"]["representation_weight"] == 1.0
     with pytest.raises(ConfigError, match="needs the transformer teacher's model"):
         pipeline.teacher_representations_for(representing, prepared, None, plans)
+
+
+def test_textdistill_run_hands_the_representations_to_its_students(finished_run, tmp_path, monkeypatch):
+    config, _ = finished_run
+    representing = _copied_run(config, tmp_path, **{"distill.representation_weight": "0.5"})
+    handed = []
+
+    class Stop(Exception):
+        pass
+
+    def first_student(config, prepared, plan, logits, embedding, representations=None):
+        handed.append(representations)
+        raise Stop
+
+    monkeypatch.setattr(workflow, "student_stage", first_student)
+    with pytest.raises(Stop):
+        run(representing)
+    assert handed[0] is not None and set(handed[0]) == {"train", "unlabelled"}

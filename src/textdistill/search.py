@@ -36,7 +36,7 @@ from textdistill.api import fit_student
 from textdistill.bench import bytes_on_disk
 from textdistill.cache import array_digest, atomic_write_json, atomic_write_text, digest
 from textdistill.compress import ONNX_INT8_NAME, ONNX_NAME, OnnxModule
-from textdistill.config import Config, ConfigError, SearchConfig, StudentConfig
+from textdistill.config import Config, ConfigError, SearchConfig, StudentConfig, distill_identity
 from textdistill.deploy import batch1_latencies, choose_variant, deployables, measure_variants, training_inputs
 from textdistill.inference import predict_logits
 from textdistill.metrics import agreement
@@ -367,6 +367,8 @@ def search_stage(config: Config, prepared: Prepared | None = None) -> dict[str, 
     if prepared.dataset.multi_label:
         raise ConfigError("textdistill search: single-label data only (its objective is validation accuracy)")
     plan = StudentPlan("search", config.student, config.distill)
+    if plan.uses_representations:
+        raise ConfigError("textdistill search: distill.representation_weight is not searched yet; set it to 0")
     logits = teacher_logits_for(config, prepared)[1] if plan.uses_teacher else None
     out = Path(config.out_dir) / SEARCH_DIR
     study = _open_study(out, _study_identity(config, prepared, logits), config.search)
@@ -388,6 +390,7 @@ def _study_identity(config: Config, prepared: Prepared, logits: dict[str, np.nda
     for key in ("out_dir", "cache_dir"):
         settings.pop(key, None)
     settings["search"].pop("trials")
+    settings["distill"] = distill_identity(config.distill)  # studies made before an option keep their identity
     logit_digests = {split: array_digest(values) for split, values in (logits or {}).items()}
     return digest({"config": settings, "data": prepared.dataset.fingerprints(), "logits": logit_digests})
 

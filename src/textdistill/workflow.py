@@ -25,6 +25,7 @@ from textdistill.pipeline import (
     student_plans,
     student_stage,
     teacher_logits_for,
+    teacher_representations_for,
 )
 from textdistill.report import write_run_report
 from textdistill.robustness import applies
@@ -45,6 +46,7 @@ def run(config: Config) -> dict[str, Any] | None:
     teacher_model_dir, logits = (None, None)
     if any(plan.uses_teacher for plan in plans):
         teacher_model_dir, logits = teacher_logits_for(config, prepared)
+    representations = teacher_representations_for(config, prepared, teacher_model_dir, plans)
     if not is_main_process():
         return None
     out = Path(config.out_dir)
@@ -52,7 +54,7 @@ def run(config: Config) -> dict[str, Any] | None:
     atomic_write_text(out / "config.yaml", dump_config(resolved_config(config, prepared)))
     atomic_write_json(out / "data.json", data_report(config, prepared))
     embedding = embeddings_for(config, prepared) if config.embeddings.enabled else None
-    summaries = [student_stage(config, prepared, plan, logits, embedding) for plan in plans]
+    summaries = [student_stage(config, prepared, plan, logits, embedding, representations) for plan in plans]
     best = best_student(summaries)
     compressed = compress_stage(config, prepared, summaries[0], best, logits)
     bench = cached_bench(config, prepared, teacher_model_dir, summaries, compressed)
