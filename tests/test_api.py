@@ -111,6 +111,28 @@ def test_transformer_teacher_directory(data, tiny_tokenizer, tmp_path):
     assert student.predict_logits(val_texts[:3]).shape == (3, 2)
 
 
+def test_a_student_matching_the_transformer_teachers_representations(data, tiny_tokenizer, tmp_path, monkeypatch):
+    from textdistill import api
+
+    (texts, labels), (val_texts, val_labels) = data
+    teacher_dir = save_tiny_teacher(tiny_tokenizer, tmp_path / "teacher", ["neg", "pos"])
+    given = []
+    train_student = api.train_student
+
+    def recording(model, train, validation, *args, **kwargs):
+        given.append((train.teacher_representations, validation.teacher_representations))
+        return train_student(model, train, validation, *args, **kwargs)
+
+    monkeypatch.setattr(api, "train_student", recording)
+    distill = {**TINY["distill"], "representation_weight": 1.0}
+    distiller = Distiller("cnn", teacher=teacher_dir, arch=ARCH, **(TINY | {"distill": distill}))
+    distiller.fit(texts[:40], labels[:40], validation=(val_texts[:20], val_labels[:20]), unlabelled=val_texts[20:30])
+    ((train, validation),) = given
+    assert train is not None and train.shape == (50, 16) and validation is None  # 40 train + 10 unlabelled rows
+    with pytest.raises(ValueError, match="needs a transformer teacher"):
+        Distiller("cnn", teacher="ngram", tokenizer=teacher_dir, distill={"representation_weight": 1.0})
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

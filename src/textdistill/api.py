@@ -33,7 +33,7 @@ from transformers import AutoModelForSequenceClassification
 from textdistill.config import DataConfig, DistillConfig, EmbeddingsConfig, StudentConfig, TokensConfig, from_dict
 from textdistill.data import encode_labels, is_label_set, label_names_from, label_sets, multi_hot, stratified_split
 from textdistill.embeddings import build_matrix, check_teacher_vocabulary, teacher_embedding_matrix, train_word2vec
-from textdistill.inference import predict_logits
+from textdistill.inference import RepresentationTap, predict_logits
 from textdistill.multilabel import choose_thresholds
 from textdistill.students import StudentModule, build_arch, build_student, init_embeddings, pretrained_source
 from textdistill.students.hub import Student, check_texts, student_config
@@ -163,6 +163,8 @@ class Distiller:
         build_arch(self.student.name, self.student.arch, self.embeddings.vector_size if uses_word2vec else None)
         if self.tokenizer_name is None and not self._teacher_is_transformer():
             raise ValueError("give tokenizer= (a WordPiece tokenizer directory or hub name) for this teacher")
+        if self.distill.representation_weight > 0 and not self._teacher_is_transformer():
+            raise ValueError("distill.representation_weight > 0 needs a transformer teacher (its representations)")
 
     def _teacher_is_transformer(self) -> bool:
         return isinstance(self.teacher, str | Path) and str(self.teacher) != "ngram"
@@ -189,9 +191,10 @@ class Distiller:
         tokenizer = load_tokenizer(self.tokenizer_name or str(self.teacher))
         encoded = {name: encode_texts(split[0], tokenizer, desc=f"tokenise {name}") for name, split in splits.items()}
         logits = self._teacher_targets(splits, label_names, tokenizer, encoded)
+        representations = self._teacher_representations(splits, tokenizer, encoded)
         length = self.student.max_length or self.tokens.student_max_length
         settings = TokenSettings(length, self.tokens.truncation, self.tokens.head_fraction)
-        data = _distill_data(splits, encoded, logits, settings, SpecialIds.of(tokenizer))
+        data = _distill_data(splits, encoded, logits, settings, SpecialIds.of(tokenizer), representations)
         embedding = self._word2vec(encoded, tokenizer)
         distill = self.distill if logits is not None else dataclasses.replace(self.distill, **HARD_LABELS_ONLY)
         run_dir = self.output_dir or Path(tempfile.mkdtemp(prefix="textdistill-"))
@@ -261,10 +264,25 @@ class Distiller:
             return self._ngram_logits(splits)
         model = _load_classifier(str(self.teacher))
         order = _teacher_columns(model.config.id2label, label_names)
-        settings = TokenSettings(self.tokens.teacher_max_length, self.tokens.truncation, self.tokens.head_fraction)
-        special, pad = SpecialIds.of(tokenizer), tokenizer.pad_token_id
-        inputs = {name: settings.inputs(encoded[name], special) for name in splits}
+        inputs = self._teacher_inputs(tokenizer, encoded, list(splits))
+        pad = tokenizer.pad_token_id
         return {name: predict_logits(model, ids, pad, 64, name)[:, order] for name, ids in inputs.items()}
+
+    def _teacher_representations(self, splits, tokenizer, encoded) -> dict[str, np.ndarray] | None:
+        """With ``distill.representation_weight > 0``: the transformer teacher's representations (n, hidden) of the
+        texts the student trains on (``RepresentationTap``); else None."""
+        if self.distill.representation_weight <= 0:
+            return None
+        model = _load_classifier(str(self.teacher))
+        tap = RepresentationTap(model, model.config.num_labels)
+        inputs = self._teacher_inputs(tokenizer, encoded, [name for name in splits if name != "validation"])
+        pad = tokenizer.pad_token_id
+        return {name: predict_logits(tap, ids, pad, 64, f"representations {name}") for name, ids in inputs.items()}
+
+    def _teacher_inputs(self, tokenizer, encoded, names: list[str]) -> dict[str, list[np.ndarray]]:
+        """The teacher's inputs (``tokens.teacher_max_length``, truncated, wrapped) of the named splits."""
+        settings = TokenSettings(self.tokens.teacher_max_length, self.tokens.truncation, self.tokens.head_fraction)
+        return {name: settings.inputs(encoded[name], SpecialIds.of(tokenizer)) for name in names}
 
     def _ngram_logits(self, splits) -> dict[str, np.ndarray]:
         """The built-in n-gram teacher: C chosen on validation; training rows get out-of-fold logits."""
@@ -350,15 +368,20 @@ def _encode(labels: pd.Series, names: list[str], split: str, multi_label: bool) 
     return encode_labels(labels, names, split, None)
 
 
-def _distill_data(splits, encoded, logits, settings: TokenSettings, special: SpecialIds) -> dict[str, DistillData]:
-    """Training data (unlabelled rows appended, label -1, when a teacher labels them) and validation data."""
+def _distill_data(
+    splits, encoded, logits, settings: TokenSettings, special: SpecialIds, representations=None
+) -> dict[str, DistillData]:
+    """Training data (unlabelled rows appended, label -1, when a teacher labels them) and validation data; the
+    teacher's ``representations`` go with the training rows when given."""
     shape_of_labels = splits["train"][1].shape[1:]  # () or (K,) for label sets
 
     def data(name: str) -> DistillData:
         labels = splits[name][1]
         if labels is None:
             labels = np.full((len(splits[name][0]), *shape_of_labels), -1)
-        return DistillData(settings.inputs(encoded[name], special), labels, None if logits is None else logits[name])
+        teacher_logits = None if logits is None else logits[name]
+        teacher_representations = None if representations is None else representations.get(name)
+        return DistillData(settings.inputs(encoded[name], special), labels, teacher_logits, teacher_representations)
 
     train = data("train")
     if "unlabelled" in splits and logits is not None:
