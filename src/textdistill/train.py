@@ -342,12 +342,12 @@ class _Trainer:
         self.run_dir, self.pad_id, self.checkpoint_every = run_dir, pad_id, checkpoint_every_steps
         self.lengths = train.lengths
         self.steps_per_epoch = math.ceil(len(train) / config.batch_size)
-        # {checkpoint key: optimizer}: AdamW for the dense parameters, SparseAdam for sparse tables (if any)
         self.projection = _projection(model, train, config)
         dense = parameter_groups(model, config.weight_decay)
         if self.projection is not None:
             dense += parameter_groups(self.projection, config.weight_decay)
         tables = sparse_tables(model)
+        # {checkpoint key: optimizer}: AdamW for the dense parameters, SparseAdam for sparse tables (if any)
         self.optimizers: dict[str, torch.optim.Optimizer] = {"optimizer": torch.optim.AdamW(dense, lr=config.lr)} | (
             {"sparse_optimizer": torch.optim.SparseAdam(tables, lr=config.lr)} if tables else {}
         )
