@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -9,7 +10,16 @@ import pytest
 import yaml
 
 from textdistill.cli import main
-from textdistill.config import Config, ConfigError, apply_override, dump_config, from_dict, load_config
+from textdistill.config import (
+    Config,
+    ConfigError,
+    DistillConfig,
+    apply_override,
+    distill_identity,
+    dump_config,
+    from_dict,
+    load_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -304,3 +314,12 @@ def test_chunked_inference_settings_are_checked(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
     assert load_config(None, ["teacher.inference=chunks", "teacher.chunk_stride=62", "tokens.teacher_max_length=64"])
+
+
+def test_runs_keyed_before_representation_weight_keep_their_identity_while_it_is_off():
+    """Run keys, checkpoint signatures and search studies hash ``distill_identity``: the option is absent at 0."""
+    before = {k: v for k, v in dataclasses.asdict(DistillConfig()).items() if k != "representation_weight"}
+    assert distill_identity(DistillConfig()) == before
+    assert distill_identity(DistillConfig(representation_weight=0.3))["representation_weight"] == 0.3
+    with pytest.raises(ConfigError, match="representation_weight must be >= 0"):
+        DistillConfig(representation_weight=-1.0)
