@@ -190,8 +190,9 @@ class Distiller:
         splits, label_names = self._splits(texts, labels, validation, unlabelled)
         tokenizer = load_tokenizer(self.tokenizer_name or str(self.teacher))
         encoded = {name: encode_texts(split[0], tokenizer, desc=f"tokenise {name}") for name, split in splits.items()}
-        logits = self._teacher_targets(splits, label_names, tokenizer, encoded)
-        representations = self._teacher_representations(splits, tokenizer, encoded)
+        teacher = _load_classifier(str(self.teacher)) if self._teacher_is_transformer() else None
+        logits = self._teacher_targets(splits, label_names, tokenizer, encoded, teacher)
+        representations = self._teacher_representations(splits, tokenizer, encoded, teacher)
         length = self.student.max_length or self.tokens.student_max_length
         settings = TokenSettings(length, self.tokens.truncation, self.tokens.head_fraction)
         data = _distill_data(splits, encoded, logits, settings, SpecialIds.of(tokenizer), representations)
@@ -254,26 +255,25 @@ class Distiller:
 
     # -- teachers ----------------------------------------------------------------------------------
 
-    def _teacher_targets(self, splits, label_names, tokenizer, encoded) -> dict[str, np.ndarray] | None:
-        """Teacher logits (n, num_labels) per split, columns in the order of ``label_names``; None: no teacher."""
+    def _teacher_targets(self, splits, label_names, tokenizer, encoded, model) -> dict[str, np.ndarray] | None:
+        """Teacher logits (n, num_labels) per split, columns in the order of ``label_names``; None: no teacher.
+        ``model``: the transformer teacher, loaded (None for the other teachers)."""
         if self.teacher is None:
             return None
         if isinstance(self.teacher, Mapping):
             return _given_logits(self.teacher, splits, len(label_names))
         if str(self.teacher) == "ngram":
             return self._ngram_logits(splits)
-        model = _load_classifier(str(self.teacher))
         order = _teacher_columns(model.config.id2label, label_names)
         inputs = self._teacher_inputs(tokenizer, encoded, list(splits))
         pad = tokenizer.pad_token_id
         return {name: predict_logits(model, ids, pad, 64, name)[:, order] for name, ids in inputs.items()}
 
-    def _teacher_representations(self, splits, tokenizer, encoded) -> dict[str, np.ndarray] | None:
-        """With ``distill.representation_weight > 0``: the transformer teacher's representations (n, hidden) of the
-        texts the student trains on (``RepresentationTap``); else None."""
+    def _teacher_representations(self, splits, tokenizer, encoded, model) -> dict[str, np.ndarray] | None:
+        """With ``distill.representation_weight > 0``: the transformer teacher ``model``'s representations (n, hidden)
+        of the texts the student trains on (``RepresentationTap``); else None."""
         if self.distill.representation_weight <= 0:
             return None
-        model = _load_classifier(str(self.teacher))
         tap = RepresentationTap(model, model.config.num_labels)
         inputs = self._teacher_inputs(tokenizer, encoded, [name for name in splits if name != "validation"])
         pad = tokenizer.pad_token_id

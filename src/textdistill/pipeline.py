@@ -264,7 +264,7 @@ def representations_stage(config: Config, prepared: Prepared, model_dir: Path) -
     settings (cached as float16 beside the logits); always the exact teacher (bf16 with ``teacher.mixed_precision:
     bf16``), never the int8 one. What ``distill.representation_weight`` matches the student's features to."""
     checkpoint = checkpoint_hash(model_dir)
-    mode = "bf16" if config.teacher.mixed_precision == "bf16" else "fp32"
+    mode = _exact_mode(config)
     splits = prepared.dataset.splits()
     result: dict[str, np.ndarray] = {}
     tap = None
@@ -301,6 +301,11 @@ def _model_for(mode: str, model_dir: Path, models: dict[str, Any]):
     return models[mode]
 
 
+def _exact_mode(config: Config) -> str:
+    """The exact teacher's pass: ``bf16`` (autocast) with ``teacher.mixed_precision: bf16``, else ``fp32``."""
+    return "bf16" if config.teacher.mixed_precision == "bf16" else "fp32"
+
+
 def _logit_mode(
     config: Config, prepared: Prepared, model_dir: Path, models: dict[str, Any], split: str, exact: np.ndarray | None
 ) -> str:
@@ -308,7 +313,7 @@ def _logit_mode(
     the int8 teacher agrees with the exact validation logits ``exact`` on >= 99.5% of reviews (validation itself is
     always exact: model selection sees the exact teacher). The check is stored next to the teacher; one from the
     former PyTorch int8 pass is redone."""
-    exact_mode = "bf16" if config.teacher.mixed_precision == "bf16" else "fp32"
+    exact_mode = _exact_mode(config)
     if not config.teacher.int8_logit_pass or split == "validation" or torch.cuda.is_available():
         return exact_mode
     assert exact is not None
