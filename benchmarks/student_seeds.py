@@ -39,6 +39,8 @@ CHECKS = {
     "antonym": "flip: antonym",
     "slice": "slice",
     "invariance": "invariance",
+    "emotion_tweets": "domain: emotion tweets",
+    "goemotions_comments": "domain: GoEmotions comments",
 }
 
 

@@ -46,7 +46,12 @@ TINY_RUN = TINY_DATA | {
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
+    tweets = root / "tweets.jsonl"  # a domain check: another dataset's labels mapped to positive and negative
+    rows = [{"text": "what a happy day", "label": "joy"}, {"text": "i feel so sad", "label": "sadness"}]
+    tweets.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    domain = f"[{{path: {tweets}, name: tweets, positive: [joy], negative: [sadness]}}]"
     overrides = {**TINY_RUN, "out_dir": str(root / "run"), "cache_dir": str(root / "cache")}
+    overrides["report.domain_checks"] = domain
     config = load_config(None, [f"{k}={v}" for k, v in overrides.items()])
     return config, run(config)
 
@@ -82,6 +87,9 @@ def test_run_writes_every_artifact(finished_run):
     checked = metrics["robustness"]  # toy reviews: 0/1 labels, so the checks run (auto), teacher and students
     assert list(checked["models"]) == ["teacher", "rnn-attention", "bag"] and checked["checks"]
     assert "## Robustness" in results and "| check | rows | teacher | rnn-attention | bag |" in results
+    domain = [row for row in checked["models"]["bag"] if row["check"] == "domain: tweets"]
+    assert domain and domain[0]["examples"] == 2 and domain[0]["agreement_with_teacher"] is not None
+    assert "| domain: tweets | 2 |" in results
     assert {row["method"] for row in metrics["compress"]["sweep"]} == {
         "L1 unstructured (global)",
         "structured (smaller dense model)",

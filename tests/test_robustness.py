@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from textdistill import robustness
-from textdistill.config import ConfigError, load_config
+from textdistill.config import ConfigError, DomainCheck, load_config
+from textdistill.data import DataError, text_keys
 from textdistill.robustness import (
     CheckPredictions,
     CheckSet,
@@ -17,9 +20,12 @@ from textdistill.robustness import (
     change_numbers,
     change_punctuation,
     clear_sentences,
+    domain_check,
     negate,
     negate_verb,
+    polarity_rows,
     predict_checks,
+    read_domain_check,
     score_check,
     score_model,
     split_sentences,
@@ -270,3 +276,94 @@ def test_yaml_on_and_off_are_read_as_the_settings(tmp_path):
         assert load_config(path).report.robustness == expected
     with pytest.raises(ConfigError, match="report.robustness must be one of"):
         load_config(None, ["report.robustness=sometimes"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Domain checks (report.domain_checks)
+
+
+def test_polarity_rows_keep_rows_of_one_polarity_once():
+    texts = ["glad", "sad", "mixed", "neutral", "glad", "torn", "torn", "", None, "unlabelled"]
+    sets = [["joy"], ["anger", "sadness"], ["joy", "anger"], ["neutral"], ["love"], ["joy"], ["fear"], ["joy"],
+            ["joy"], []]  # fmt: skip
+    rows = polarity_rows(texts, sets, ["joy", "love"], ["anger", "sadness", "fear"])
+    assert rows == [("glad", True), ("sad", False)]  # "torn" has both polarities; "glad" once
+
+
+def test_a_domain_check_maps_polarity_to_label_ids_and_caps_the_rows():
+    rows = [(f"text {i}", i % 2 == 0) for i in range(10)]
+    check = domain_check("domain: x", "d", rows, 0, np.random.default_rng(1), 4)
+    assert check.kind == "domain" and len(check) == 4 and check.originals is None
+    for text, expected in zip(check.texts, check.expected, strict=True):
+        assert expected == (0 if int(text.split()[1]) % 2 == 0 else 1)  # positive is label 0 here
+    again = domain_check("domain: x", "d", rows, 0, np.random.default_rng(1), 4)
+    assert again.texts == check.texts
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_read_domain_check_from_a_directory_split_with_label_lists_leaving_out_seen_texts(tmp_path, caplog):
+    write_rows(tmp_path / "train.jsonl", [{"text": "never read", "labels": ["joy"]}])
+    test_rows = [
+        {"text": "so happy", "labels": ["joy", "love"]},
+        {"text": "so angry", "labels": ["anger"]},
+        {"text": "hmm", "labels": ["neutral"]},
+        {"text": "seen in training", "labels": ["joy"]},
+    ]
+    write_rows(tmp_path / "test.jsonl", test_rows)
+    entry = DomainCheck(path=str(tmp_path), positive=["joy", "love"], negative=["anger", "grief"],
+                        label_column="labels", name="comments")  # fmt: skip
+    seen = set(text_keys(["seen  in training"]))  # the same text up to whitespace
+    with caplog.at_level("WARNING"):
+        check = read_domain_check(entry, 1, np.random.default_rng(0), seen, "report.domain_checks[0]")
+    assert check.name == "domain: comments" and sorted(check.texts) == ["so angry", "so happy"]
+    assert dict(zip(check.texts, check.expected.tolist(), strict=True)) == {"so happy": 1, "so angry": 0}
+    assert "1 of 3 texts are also training" in caplog.text and "['grief'] never occur" in caplog.text
+
+
+def test_read_domain_check_errors_name_the_entry_columns_and_labels(tmp_path):
+    path = write_rows(tmp_path / "tweets.jsonl", [{"text": "so happy", "label": "joy"}])
+    where = "report.domain_checks[1]"
+    with pytest.raises(DataError, match=r"report.domain_checks\[1\].*no column\(s\) \['labels'\]; columns"):
+        read_domain_check(DomainCheck(path=str(path), positive=["joy"], negative=["anger"], label_column="labels"),
+                          1, np.random.default_rng(0), set(), where)  # fmt: skip
+    with pytest.raises(DataError, match=r"labels \['anger'\] never occur .*its labels: \['joy'\]"):
+        read_domain_check(DomainCheck(path=str(path), positive=["joy"], negative=["anger"]),
+                          1, np.random.default_rng(0), set(), where)  # fmt: skip
+    with pytest.raises(DataError, match="a directory without a test file"):
+        read_domain_check(DomainCheck(path=str(tmp_path), positive=["joy"], negative=["anger"]),
+                          1, np.random.default_rng(0), set(), where)  # fmt: skip
+
+
+def test_domain_check_config_errors_name_the_entry_and_the_valid_keys():
+    entry = "{path: x.jsonl, positive: [joy], negative: [anger]"
+    assert load_config(None, [f"report.domain_checks=[{entry}}}]"]).report.domain_check_entries()[0].name == "x"
+    with pytest.raises(ConfigError, match=r"report.domain_checks\[0\].colum'\]; valid keys here: \['path'"):
+        load_config(None, [f"report.domain_checks=[{entry}, colum: t}}]"])
+    with pytest.raises(ConfigError, match=r"report.domain_checks\[0\]: labels \['joy'\] are both"):
+        load_config(None, ["report.domain_checks=[{path: x.jsonl, positive: [joy], negative: [joy]}]"])
+    with pytest.raises(ConfigError, match="positive and negative"):
+        load_config(None, ["report.domain_checks=[{path: x.jsonl, positive: [joy]}]"])
+    with pytest.raises(ConfigError, match="names must be unique"):
+        load_config(None, [f"report.domain_checks=[{entry}}}, {entry}}}]"])
+
+
+def test_a_hub_domain_check_reads_the_named_split_and_maps_class_label_ids_to_names(monkeypatch):
+    import datasets
+
+    names = datasets.Sequence(datasets.ClassLabel(names=["anger", "joy", "neutral"]))
+    features = datasets.Features({"text": datasets.Value("string"), "labels": names})
+    loaded = []
+
+    def fake_load_dataset(name, split):
+        loaded.append((name, split))
+        return datasets.Dataset.from_dict({"text": ["yay", "grr", "meh"], "labels": [[1], [0], [2]]}, features)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    entry = DomainCheck(path="someone/comments", positive=["joy"], negative=["anger"], label_column="labels")
+    check = read_domain_check(entry, 1, np.random.default_rng(0), set(), "report.domain_checks[0]")
+    assert loaded == [("someone/comments", "test")]
+    assert dict(zip(check.texts, check.expected.tolist(), strict=True)) == {"yay": 1, "grr": 0}

@@ -236,7 +236,7 @@ def test_a_hub_source_reads_its_train_split_and_failures_name_the_offline_way(mo
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     assert read_source_texts(TransferSource(path="someone/texts"), seed=0) == ["a hub text", "another"]
     assert loaded == [("someone/texts", "train")]
-    with pytest.raises(DataError, match="could not load it from the Hugging Face hub.*local file or directory"):
+    with pytest.raises(DataError, match="its train split from the Hugging Face hub.*local file or directory"):
         read_source_texts(TransferSource(path="nobody/nothing"), seed=0)
 
 

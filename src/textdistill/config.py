@@ -435,6 +435,31 @@ ROBUSTNESS_SETTINGS = ("auto", "on", "off")
 
 
 @dataclass
+class DomainCheck:
+    """A check on another dataset's texts with its own labels mapped to this task's positive and negative label:
+    a file (parquet/csv/jsonl), a directory's ``split`` file or a hub dataset's ``split``. A row whose label (or,
+    multi-label, every label) is in ``positive`` expects the positive label, in ``negative`` the negative one; the
+    other rows (mixed, neutral, unlisted) are left out."""
+
+    path: str = ""  # required
+    positive: list[str] = field(default_factory=list)  # label names that mean the positive label (required)
+    negative: list[str] = field(default_factory=list)  # label names that mean the negative label (required)
+    split: str = "test"  # never the split the transfer texts come from
+    column: str = "text"  # the column holding the texts
+    label_column: str = "label"  # a label name per row, or a list of them (multi-label)
+    max_rows: int | None = None  # at most this many rows, drawn at random (report.robustness_seed)
+    name: str = ""  # the check is "domain: <name>"; default: the file or directory name
+
+    def __post_init__(self) -> None:
+        _check(bool(self.path), "path is required")
+        _check(bool(self.positive) and bool(self.negative), "positive and negative (label names) are required")
+        both = sorted(set(self.positive) & set(self.negative))
+        _check(not both, f"labels {both} are both positive and negative")
+        _check(self.max_rows is None or self.max_rows > 0, "max_rows must be positive or null")
+        self.name = self.name or Path(self.path).stem
+
+
+@dataclass
 class ReportConfig:
     """What the run report holds beyond the results table: the behavioural (robustness) checks."""
 
@@ -442,12 +467,21 @@ class ReportConfig:
     positive_label: str | None = None  # robustness: the positive label's name (null: 1, pos or positive)
     robustness_max_per_check: int = 300  # robustness: rows per check (seeded sample)
     robustness_seed: int = 42  # robustness: seed of the sampling and of the random edits
+    domain_checks: list[dict[str, Any]] = field(default_factory=list)  # checks on other datasets: [{path, ...}]
 
     def __post_init__(self) -> None:
         if isinstance(self.robustness, bool):  # YAML 1.1 reads a bare on/off as true/false
             self.robustness = "on" if self.robustness else "off"
         _check(self.robustness in ROBUSTNESS_SETTINGS, f"report.robustness must be one of {ROBUSTNESS_SETTINGS}")
         _check(self.robustness_max_per_check >= 1, "report.robustness_max_per_check must be at least 1")
+        names = [check.name for check in self.domain_check_entries()]
+        _check(len(set(names)) == len(names), f"report.domain_checks: names must be unique, got {names}")
+
+    def domain_check_entries(self) -> list[DomainCheck]:
+        """``domain_checks`` checked and typed (unknown keys name the valid ones)."""
+        return [
+            from_dict(DomainCheck, dict(c), f"report.domain_checks[{i}].") for i, c in enumerate(self.domain_checks)
+        ]
 
 
 @dataclass

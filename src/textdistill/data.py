@@ -236,6 +236,29 @@ def read_hub_frames(
     return frames, list(label_feature.names) if hasattr(label_feature, "names") else None
 
 
+def read_named_split(
+    path: str, split: str, where: str, label_column: str | None = None
+) -> tuple[pd.DataFrame, list[str] | None]:
+    """One split of the dataset ``path`` names: a file (whatever its name), a directory's ``<split>`` file or a
+    Hugging Face hub dataset's ``split``. Returns the frame and the ClassLabel names of ``label_column`` (hub
+    datasets with one, else None). ``where`` names the config entry in errors."""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        found = _find_split_file(local, SPLIT_FILES.get(split, split))
+        if found is None:
+            raise DataError(f"{where} {path!r}: a directory without a {split} file")
+        local = found
+    if local.is_file():
+        return read_table(local), None
+    if local.exists() or path.startswith((".", "/", "~")):
+        raise DataError(f"{where} {path!r} does not exist (give a file, a directory or a hub name)")
+    failure, offline = f"{where} {path!r}: could not load its {split} split", "give a local file or directory"
+    loaded = load_hub_dataset(path, failure, offline, split=split)
+    feature = loaded.features.get(label_column) if label_column else None
+    names = getattr(getattr(feature, "feature", feature), "names", None)  # ClassLabel, or a Sequence of them
+    return loaded.to_pandas(), None if names is None else list(names)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Validation
 
@@ -342,7 +365,7 @@ def detect_task(labels: pd.Series, config: DataConfig) -> str:
 def label_sets(labels: pd.Series, split: str, config: DataConfig, class_names: list[str] | None) -> list[list[str]]:
     """Each row's label names: a list as given, a string cut at ``data.label_delimiter`` (or one name), none for an
     empty list; a row with no label is a DataError unless ``data.allow_empty_labels``."""
-    sets = [_label_set(value, config.label_delimiter, class_names) for value in labels]
+    sets = [label_set(value, config.label_delimiter, class_names) for value in labels]
     empty = [i for i, names in enumerate(sets) if not names]
     if empty and not config.allow_empty_labels:
         raise DataError(
@@ -352,7 +375,7 @@ def label_sets(labels: pd.Series, split: str, config: DataConfig, class_names: l
     return sets
 
 
-def _label_set(value: Any, delimiter: str | None, class_names: list[str] | None) -> list[str]:
+def label_set(value: Any, delimiter: str | None, class_names: list[str] | None) -> list[str]:
     if is_label_set(value):
         names = [_label_text(v, class_names) for v in value]
     elif isinstance(value, str) and delimiter is not None:

@@ -23,8 +23,16 @@ from textdistill import builtin
 from textdistill.api import fit_student
 from textdistill.cache import ArtifactCache, array_digest, atomic_open, atomic_write_text, digest
 from textdistill.compress import ONNX_INT8_NAME, OnnxSequenceClassifier, export_classifier_int8
-from textdistill.config import Config, ConfigError, StudentConfig, TeacherEntry, distill_identity, teacher_entries
-from textdistill.data import Dataset, label_balance, load_dataset, save_label_mapping, stratified_sample
+from textdistill.config import (
+    Config,
+    ConfigError,
+    ReportConfig,
+    StudentConfig,
+    TeacherEntry,
+    distill_identity,
+    teacher_entries,
+)
+from textdistill.data import Dataset, label_balance, load_dataset, save_label_mapping, stratified_sample, text_keys
 from textdistill.distributed import barrier, is_main_process, main_process_first, predict_logits_sharded
 from textdistill.embeddings import embeddings_stage, model_identity
 from textdistill.inference import RepresentationTap, aggregate_windows, predict_logits
@@ -1009,6 +1017,7 @@ def robustness_stage(
     validation = prepared.dataset.validation
     settings = robustness.CheckSettings(report_config.robustness_seed, report_config.robustness_max_per_check)
     checks = robustness.build_checks(validation.texts, validation.labels, positive, settings)
+    checks += _domain_checks(report_config, prepared.dataset, positive)
     if not checks:
         return {"skipped": "robustness checks skipped: no check could be built from the validation texts"}
     rows = [[c.name, c.texts, c.expected.tolist(), c.originals] for c in checks]
@@ -1037,6 +1046,27 @@ def robustness_stage(
     }
     atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _domain_checks(report_config: ReportConfig, dataset: Dataset, positive: int) -> list[Any]:
+    """The ``report.domain_checks`` (``robustness.read_domain_check``), leaving out the run's own texts."""
+    from textdistill import robustness
+
+    entries = report_config.domain_check_entries()
+    if not entries:
+        return []
+    own = [split.texts for name, split in dataset.splits().items() if name != "test"]
+    seen = set(text_keys([text for texts in own for text in texts]))
+    return [
+        robustness.read_domain_check(
+            entry,
+            positive,
+            np.random.default_rng([report_config.robustness_seed, index]),
+            seen,
+            f"report.domain_checks[{index}]",
+        )
+        for index, entry in enumerate(entries)
+    ]
 
 
 def _robustness_notes(config: Config, model_dir: Path | None) -> list[str]:

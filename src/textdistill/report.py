@@ -310,12 +310,13 @@ def robustness_section(robustness: dict[str, Any]) -> list[str]:
     teacher; then what each check is, with an example."""
     models = list(robustness["models"])
     students = [m for m in models if m != "teacher"]
-    kinds = ("slice", "flip", "invariance")
+    kinds = ("slice", "flip", "invariance", "domain")
     lines = [
         "## Robustness",
         "",
-        "Behavioural checks built from the validation split only (never test), the same rows for every model; "
-        f"positive label: `{robustness['positive_label']}`. Accuracy against the label each edited text should get:",
+        "Behavioural checks built from the validation split only (never test), and domain checks from other "
+        "datasets (`report.domain_checks`), the same rows for every model; positive label: "
+        f"`{robustness['positive_label']}`. Accuracy against the label each text should get:",
         "",
         *_robustness_table(robustness, "accuracy", models, kinds),
         "Flip checks, accuracy on the rows whose unedited sentence the model got right:",

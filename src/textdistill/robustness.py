@@ -16,8 +16,12 @@ Three kinds of check, each a ``CheckSet`` of edited texts with the label a sound
 - **invariance**: short validation reviews (at most ``max_review_words`` words) with a neutral edit: person names
   swapped, numbers changed (never ratings such as ``7/10``), commas and the final full stop removed, typos in two
   non-sentiment words. The expected label is the review's gold label and the prediction should not change.
+- **domain** (``report.domain_checks``, opt-in): another dataset's texts whose own labels map to this task's
+  (emotion tweets: joy and love positive, sadness, anger and fear negative), the other rows left out: how far a
+  model's reading carries beyond the training domain. Unlike the others these come from outside validation,
+  read from the split the entry names (``test`` by default, never one the transfer texts come from).
 
-Everything is seeded and deterministic, and nothing looks at the test split: the lexicons are curated by hand,
+Everything is seeded and deterministic, and nothing looks at the task's test split: the lexicons are curated by hand,
 not tuned to any model or test set. ``score_checks`` scores any model's predictions on the sets: accuracy against
 the expected label, accuracy on the rows whose original text the model got right (flip and invariance), the
 share of unchanged predictions (invariance) and, given a teacher's predictions, agreement with the teacher.
@@ -25,6 +29,7 @@ share of unchanged predictions (invariance) and, given a teacher's predictions, 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -32,7 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from textdistill.config import DomainCheck
+from textdistill.data import DataError, label_set, read_named_split, text_keys
 from textdistill.tokens import normalise_text
+
+logger = logging.getLogger(__name__)
 
 # (positive, negative) antonym pairs, then (negative, positive) pairs: each word's antonym is its first pair's other.
 _PAIRS_FROM_POSITIVE = [
@@ -203,7 +212,7 @@ _NUMBER = re.compile(r"(?<![A-Za-z\d])\d+(?![A-Za-z\d])")  # standalone: not 3D,
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 
-KINDS = ("slice", "flip", "invariance")
+KINDS = ("slice", "flip", "invariance", "domain")
 
 
 @dataclass
@@ -574,6 +583,68 @@ def _invariance_check(
         np.array([y for _, _, y in rows], dtype=np.int64),
         [t for t, _, _ in rows],
     )
+
+
+def polarity_rows(
+    texts: Sequence[Any],
+    label_sets: Sequence[Sequence[str]],
+    positive_names: Sequence[str],
+    negative_names: Sequence[str],
+) -> list[tuple[str, bool]]:
+    """(text, is positive) for each row whose labels are all in ``positive_names`` or all in ``negative_names``;
+    rows with mixed, other or no labels, empty or non-text texts, repeats and texts seen with both polarities are
+    left out (so the expected label is never ambiguous)."""
+    positive, negative = set(positive_names), set(negative_names)
+    polarity: dict[str, bool | None] = {}
+    for text, labels in zip(texts, label_sets, strict=True):
+        if not isinstance(text, str) or not text.strip() or not labels:
+            continue
+        if set(labels) <= positive or set(labels) <= negative:
+            is_positive = set(labels) <= positive
+            polarity[text] = is_positive if polarity.get(text, is_positive) == is_positive else None
+    return [(text, is_positive) for text, is_positive in polarity.items() if is_positive is not None]
+
+
+def domain_check(
+    name: str, description: str, rows: list[tuple[str, bool]], positive: int, rng: np.random.Generator, limit: int
+) -> CheckSet:
+    """A ``domain`` check of at most ``limit`` of ``rows`` (``polarity_rows``), in a seeded random order."""
+    chosen = _sample(rows, rng, limit)
+    expected = [positive if is_positive else 1 - positive for _, is_positive in chosen]
+    return CheckSet(name, "domain", description, [t for t, _ in chosen], np.array(expected, dtype=np.int64))
+
+
+def read_domain_check(
+    entry: DomainCheck, positive: int, rng: np.random.Generator, seen: set[bytes], where: str
+) -> CheckSet:
+    """The ``domain`` check of one ``report.domain_checks`` entry (``where`` names it in errors): its split's rows
+    that map to a polarity, less those whose text the run trains or selects on (``seen``: ``data.text_keys`` of
+    the train, validation and transfer texts; left out with a warning), at most ``entry.max_rows``."""
+    frame, class_names = read_named_split(entry.path, entry.split, where, entry.label_column)
+    missing = [c for c in (entry.column, entry.label_column) if c not in frame.columns]
+    if missing:
+        raise DataError(f"{where} ({entry.path}): no column(s) {missing}; columns: {list(frame.columns)}")
+    sets = [label_set(value, None, class_names) for value in frame[entry.label_column]]
+    present = {name for names in sets for name in names}
+    absent = sorted((set(entry.positive) | set(entry.negative)) - present)
+    if not present & set(entry.positive) or not present & set(entry.negative):
+        raise DataError(f"{where}: labels {absent} never occur in {entry.path}; its labels: {sorted(present)}")
+    if absent:
+        logger.warning("%s: labels %s never occur in %s (its labels: %s)", where, absent, entry.path, sorted(present))
+    rows = polarity_rows(frame[entry.column].tolist(), sets, entry.positive, entry.negative)
+    unseen = [row for row, key in zip(rows, text_keys([t for t, _ in rows]), strict=True) if key not in seen]
+    if len(unseen) < len(rows):
+        logger.warning(
+            "%s: %d of %d texts are also training, validation or transfer texts; left out",
+            where,
+            len(rows) - len(unseen),
+            len(rows),
+        )
+    description = (
+        f"the {entry.split} texts of {entry.path} labelled {'/'.join(entry.positive)} (positive) or "
+        f"{'/'.join(entry.negative)} (negative) there, read as that"
+    )
+    return domain_check(f"domain: {entry.name}", description, unseen, positive, rng, entry.max_rows or len(unseen))
 
 
 # ---------------------------------------------------------------------------------------------------

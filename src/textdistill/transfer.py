@@ -25,12 +25,11 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
 from textdistill.config import DEFAULT_NEGATION_FORMS, TransferConfig, TransferSource
-from textdistill.data import UNLABELLED, DataError, Dataset, Split, load_hub_dataset, read_table, text_keys
+from textdistill.data import UNLABELLED, DataError, Dataset, Split, read_named_split, text_keys
 from textdistill.robustness import INTENSIFIERS, NEGATIONS, split_sentences
 
 logger = logging.getLogger(__name__)
@@ -39,26 +38,15 @@ logger = logging.getLogger(__name__)
 def read_source_texts(source: TransferSource, seed: int) -> list[str]:
     """The non-empty texts of ``source.column`` in one file, a directory's ``train`` file or a Hugging Face hub
     dataset's train split, at most ``source.max_rows`` of them drawn at random (seeded), in file order."""
-    path = Path(source.path).expanduser()
-    if path.is_dir():
-        candidates = sorted(p for p in path.iterdir() if p.stem == "train" and p.is_file())
-        if not candidates:
-            raise DataError(f"transfer source {source.path!r}: a directory without a train file")
-        path = candidates[0]
-    if path.is_file():
-        frame = read_table(path)
-    elif path.exists() or source.path.startswith((".", "/", "~")):
-        raise DataError(f"transfer source {source.path!r} does not exist (give a file, a directory or a hub name)")
-    else:
-        failure, offline = f"transfer source {source.path!r}: could not load it", "give a local file or directory"
-        frame = load_hub_dataset(source.path, failure, offline, split="train").to_pandas()
+    frame, _ = read_named_split(source.path, "train", "transfer source")
     if source.column not in frame.columns:
-        raise DataError(f"transfer source {path}: no column {source.column!r}; columns: {list(frame.columns)}")
+        columns = list(frame.columns)
+        raise DataError(f"transfer source {source.path!r}: no column {source.column!r}; columns: {columns}")
     texts = [t for t in frame[source.column].tolist() if isinstance(t, str) and t.strip()]
     if source.max_rows is not None and source.max_rows < len(texts):
         rows = np.sort(np.random.default_rng(seed).permutation(len(texts))[: source.max_rows])
         texts = [texts[i] for i in rows]
-    logger.info("transfer source %s: %d texts from %s", source.name, len(texts), path)
+    logger.info("transfer source %s: %d texts from %s", source.name, len(texts), source.path)
     return texts
 
 
