@@ -56,9 +56,10 @@ def textdistill(command: str, config: str, overrides: list[str], log: Path, thre
 
 
 def student_summary(run_dir: Path) -> dict[str, Any]:
-    """The summary.json of the one student of a finished distill run."""
+    """The summary.json of the one student of a finished distill run, its ``model_dir`` the model beside it (the
+    run directory may have moved since it was written)."""
     (path,) = sorted(run_dir.glob("students/*/summary.json"))
-    return json.loads(path.read_text())
+    return json.loads(path.read_text()) | {"model_dir": str(path.parent / "model")}
 
 
 def record(run_dir: Path) -> dict[str, Any]:

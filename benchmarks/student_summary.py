@@ -28,6 +28,8 @@ COLUMNS = (
     "antonym_accuracy",
     "slice_accuracy",
     "invariance_accuracy",
+    "emotion_tweets_accuracy",
+    "goemotions_comments_accuracy",
 )
 
 

@@ -1017,7 +1017,7 @@ def robustness_stage(
     validation = prepared.dataset.validation
     settings = robustness.CheckSettings(report_config.robustness_seed, report_config.robustness_max_per_check)
     checks = robustness.build_checks(validation.texts, validation.labels, positive, settings)
-    checks += _domain_checks(report_config, prepared.dataset, positive)
+    checks += domain_checks(report_config, prepared.dataset, positive)
     if not checks:
         return {"skipped": "robustness checks skipped: no check could be built from the validation texts"}
     rows = [[c.name, c.texts, c.expected.tolist(), c.originals] for c in checks]
@@ -1048,7 +1048,7 @@ def robustness_stage(
     return report
 
 
-def _domain_checks(report_config: ReportConfig, dataset: Dataset, positive: int) -> list[Any]:
+def domain_checks(report_config: ReportConfig, dataset: Dataset, positive: int) -> list[Any]:
     """The ``report.domain_checks`` (``robustness.read_domain_check``), leaving out the run's own texts."""
     from textdistill import robustness
 
