@@ -379,7 +379,8 @@ def teacher_split_logits(
             encoded, config.tokens.teacher_max_length, config.teacher.chunk_stride, prepared.special
         )
         window_logits = predict(model, windows, pad, batch_size, desc)
-    logger.info("logits %s: %.2f windows per text", split, len(windows) / max(len(encoded), 1))
+    output = "representations" if isinstance(model, RepresentationTap) else "logits"
+    logger.info("%s %s: %.2f windows per text", output, split, len(windows) / max(len(encoded), 1))
     return aggregate_windows(window_logits, owners, len(encoded), aggregate or config.teacher.chunk_aggregate)
 
 

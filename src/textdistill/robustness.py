@@ -1,6 +1,6 @@
 """Behavioural checks for binary sentiment tasks, built from VALIDATION texts only, and their scoring.
 
-Three kinds of check, each a ``CheckSet`` of edited texts with the label a sound model must give them:
+Four kinds of check, each a ``CheckSet`` of edited texts with the label a sound model must give them:
 
 - **slice**: single sentences cut from validation reviews that hold a clear sentiment word of the review's own
   polarity (from ``POSITIVE_WORDS``/``NEGATIVE_WORDS``), no word of the other polarity, no negation and no
