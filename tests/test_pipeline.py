@@ -243,3 +243,15 @@ def test_textdistill_run_hands_the_representations_to_its_students(finished_run,
     with pytest.raises(Stop):
         run(representing)
     assert handed[0] is not None and set(handed[0]) == {"train", "unlabelled"}
+
+
+def test_a_wrong_domain_check_fails_before_any_training(tmp_path, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a run whose domain check cannot be read must fail before fine-tuning the teacher")
+
+    monkeypatch.setattr("textdistill.pipeline.fine_tune", forbidden)
+    overrides = {**TINY_RUN, "out_dir": str(tmp_path / "run"), "cache_dir": str(tmp_path / "cache")}
+    overrides["report.domain_checks"] = f"[{{path: {tmp_path / 'missing.jsonl'}, positive: [joy], negative: [anger]}}]"
+    config = load_config(None, [f"{k}={v}" for k, v in overrides.items()])
+    with pytest.raises(ValueError, match=r"report.domain_checks\[0\] .*missing.jsonl' does not exist"):
+        run(config)

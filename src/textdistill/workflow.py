@@ -18,6 +18,7 @@ from textdistill.deploy import best_student, cached_bench, compress_stage
 from textdistill.distributed import is_main_process
 from textdistill.pipeline import (
     data_report,
+    domain_checks,
     embeddings_for,
     prepare_data,
     resolved_config,
@@ -42,7 +43,9 @@ def run(config: Config) -> dict[str, Any] | None:
     started = time.perf_counter()
     plans = student_plans(config)
     prepared = prepare_data(config)
-    applies(str(config.report.robustness), prepared.dataset.label_names, config.report.positive_label)  # on: fail now
+    positive, _ = applies(str(config.report.robustness), prepared.dataset.label_names, config.report.positive_label)
+    if positive is not None:  # read the domain checks now: a wrong path, column or label fails before any training
+        domain_checks(config.report, prepared.dataset, positive)
     teacher_model_dir, logits = (None, None)
     if any(plan.uses_teacher for plan in plans):
         teacher_model_dir, logits = teacher_logits_for(config, prepared)
