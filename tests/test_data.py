@@ -517,6 +517,19 @@ def test_drop_overlap_drops_leaked_rows_only(tmp_path, caplog):
     assert any("dropped" in r.getMessage() and "'test': 2" in r.getMessage() for r in caplog.records)
 
 
+def test_drop_unlabelled_overlap_drops_only_transfer_rows_and_warns_about_the_rest(tmp_path, caplog):
+    directory, _ = leaky_toy(tmp_path)
+    kept = load_dataset(config_for(directory))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="textdistill.data"):
+        dropped = load_dataset(config_for(directory, drop_unlabelled_overlap=True))
+    assert dropped.duplicates.dropped == {"validation": 0, "test": 0, "unlabelled": 2}
+    assert sorted(dropped.unlabelled.texts) == sorted(kept.unlabelled.texts[2:])
+    assert dropped.fingerprints() | {"unlabelled": ""} == kept.fingerprints() | {"unlabelled": ""}  # the rest as is
+    leaks = next(r.getMessage() for r in caplog.records if "also occurs in another split" in r.getMessage())
+    assert "'test in train': 2" in leaks and "unlabelled in" not in leaks  # the kept leaks only
+
+
 def test_drop_overlap_that_empties_a_split_is_an_error(tmp_path):
     train = toy_frame(10)
     directory = write_toy(tmp_path, train=train, test=train.iloc[[0, 11]])

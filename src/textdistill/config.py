@@ -46,6 +46,7 @@ class DataConfig:
     max_test: int | None = None  # stratified subsample of the test set (smoke runs)
     max_unlabelled: int | None = None  # random subsample of the unlabelled split
     drop_overlap: bool = False  # drop validation/test rows repeating a train text, unlabelled rows repeating val/test
+    drop_unlabelled_overlap: bool = False  # drop only unlabelled rows repeating val/test (the teacher is unchanged)
     use_validation_split: bool = True  # use the dataset's own validation split when it has one (else carve from train)
     task: str = "auto"  # single_label, multi_label, or auto: multi_label when the training labels are lists
     label_delimiter: str | None = None  # multi-label labels given as one string, cut at this delimiter (e.g. ",")

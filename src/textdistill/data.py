@@ -5,7 +5,8 @@ A dataset comes from a Hugging Face hub name (through ``datasets``) or a local d
 training set is split into train and validation (stratified, seeded); the test set is only ever
 used for final evaluation. Texts repeated within a split or shared between splits (a row of
 validation or test also in train, a transfer-set row also in validation or test) are counted, warned
-about and, with ``data.drop_overlap``, dropped from the evaluation and transfer splits.
+about and, with ``data.drop_overlap``, dropped from the evaluation and transfer splits
+(``data.drop_unlabelled_overlap``: from the transfer split only).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class DuplicateReport:
 
     ``within_split[split]``: rows repeating the text of an earlier row of the same split.
     ``overlap[split][other]``: rows of ``split`` whose text also occurs in ``other`` (``LEAK_SOURCES``).
-    ``dropped[split]``: rows removed by ``data.drop_overlap`` (0 when it is off).
+    ``dropped[split]``: rows removed by ``data.drop_overlap`` or ``data.drop_unlabelled_overlap`` (0 when off).
     """
 
     within_split: dict[str, int]
@@ -564,7 +565,8 @@ def load_dataset(config: DataConfig) -> Dataset:
         dropped_rows=dropped,
         task=task,
     )
-    dataset = flag_duplicates(dataset, config.drop_overlap)
+    cleaned = tuple(LEAK_SOURCES) if config.drop_overlap else ("unlabelled",) if config.drop_unlabelled_overlap else ()
+    dataset = flag_duplicates(dataset, cleaned)
     for name, split in dataset.splits().items():
         logger.info("%s: %d rows, fingerprint %s", name, len(split), split.fingerprint)
     return dataset
@@ -598,23 +600,28 @@ def duplicate_report(keys: dict[str, list[bytes]]) -> DuplicateReport:
     return DuplicateReport(within, overlap, {name: 0 for name in overlap})
 
 
-def flag_duplicates(dataset: Dataset, drop: bool) -> Dataset:
-    """Count repeated and leaked texts, warn when there are any, and (``drop``) remove the leaked rows.
+def flag_duplicates(dataset: Dataset, cleaned: tuple[str, ...] = ()) -> Dataset:
+    """Count repeated and leaked texts, warn when there are any, and remove the leaked rows of the ``cleaned``
+    splits (``data.drop_overlap``: all of validation, test and unlabelled; ``data.drop_unlabelled_overlap``:
+    unlabelled only, so the train and validation splits the teacher is keyed on stay as they are).
 
     Repeats within a split are reported but kept: they leak nothing between training and evaluation.
     """
     keys = {name: text_keys(split.texts) for name, split in dataset.splits().items()}
     dataset.duplicates = duplicate_report(keys)
-    _warn_about_duplicates(dataset.duplicates, drop)
-    if drop:
-        _drop_leaks(dataset, keys, dataset.duplicates)
+    _warn_about_duplicates(dataset.duplicates, cleaned)
+    if cleaned:
+        _drop_leaks(dataset, keys, dataset.duplicates, cleaned)
     return dataset
 
 
-def _drop_leaks(dataset: Dataset, keys: dict[str, list[bytes]], report: DuplicateReport) -> None:
+def _drop_leaks(
+    dataset: Dataset, keys: dict[str, list[bytes]], report: DuplicateReport, cleaned: tuple[str, ...]
+) -> None:
     """Drop validation rows whose text is in train, test rows whose text is in train or validation, and
-    unlabelled rows whose text is in validation or test (in that order, each against the cleaned splits)."""
-    for name in (n for n in LEAK_SOURCES if n in keys):
+    unlabelled rows whose text is in validation or test (in that order, each against the cleaned splits), for the
+    ``cleaned`` splits."""
+    for name in (n for n in LEAK_SOURCES if n in keys and n in cleaned):
         seen = set().union(*(keys[other] for other in LEAK_SOURCES[name]))
         kept = np.array([i for i, key in enumerate(keys[name]) if key not in seen], dtype=np.int64)
         if len(kept) == 0:
@@ -623,18 +630,25 @@ def _drop_leaks(dataset: Dataset, keys: dict[str, list[bytes]], report: Duplicat
         setattr(dataset, name, getattr(dataset, name).subset(kept))
         keys[name] = [keys[name][i] for i in kept]
     if any(report.dropped.values()):
-        logger.warning("data.drop_overlap: dropped rows repeating texts of other splits: %s", report.dropped)
+        logger.warning("dropped rows repeating texts of other splits: %s", report.dropped)
 
 
-def _warn_about_duplicates(report: DuplicateReport, drop: bool) -> None:
+def _warn_about_duplicates(report: DuplicateReport, cleaned: tuple[str, ...]) -> None:
     repeats = {name: count for name, count in report.within_split.items() if count}
     if repeats:
         logger.warning("rows repeating an earlier row's text within their split (kept): %s", repeats)
-    leaks = {f"{name} in {other}": n for name, others in report.overlap.items() for other, n in others.items() if n}
-    if leaks and not drop:
+    leaks = {
+        f"{name} in {other}": n
+        for name, others in report.overlap.items()
+        if name not in cleaned
+        for other, n in others.items()
+        if n
+    }
+    if leaks:
         logger.warning(
             "rows whose text also occurs in another split: %s; they inflate validation/test scores (seen in "
-            "training or in the transfer set); set data.drop_overlap=true to drop them",
+            "training or in the transfer set); set data.drop_overlap=true to drop them (or "
+            "data.drop_unlabelled_overlap=true for the transfer set's only)",
             leaks,
         )
 

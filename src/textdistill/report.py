@@ -206,13 +206,14 @@ def data_section(data: dict[str, Any]) -> list[str]:
         cells = [name, f"{split['rows']:,}", split["fingerprint"], f"{split.get('dropped_rows', 0):,}"]
         cells += [_cell(within.get(name), "{:,}"), shared or "–", _cell(dropped.get(name), "{:,}")]
         lines.append("| " + " | ".join(cells) + " |")
-    leaked = sum(count for others in overlap.values() for count in others.values())
+    leaked = sum(sum(others.values()) for name, others in overlap.items() if not dropped.get(name))  # still there
     if duplicates:
         lines += ["", f"Texts compared after normalisation ({duplicates.get('normalisation', 'exact')})."]
-    if leaked and not any(dropped.values()):
+    if leaked:
         lines.append(
             f"**{leaked:,} validation/test/unlabelled row(s) repeat a text of another split** (seen in training or "
-            "in the transfer set): validation and test scores may be optimistic; `data.drop_overlap: true` drops them."
+            "in the transfer set): validation and test scores may be optimistic; `data.drop_overlap: true` drops them "
+            "(`data.drop_unlabelled_overlap: true` the transfer set's only)."
         )
     return [*lines, ""]
 
