@@ -49,7 +49,8 @@ def main() -> None:
     report = load_config(args.config).report
     settings = robustness.CheckSettings(report.robustness_seed, report.robustness_max_per_check)
     positive = robustness.positive_label(data.label_names)
-    assert positive is not None, f"no positive label among {data.label_names}"
+    if positive is None:
+        raise SystemExit(f"the robustness checks need a positive label; labels: {data.label_names}")
     checks = robustness.build_checks(data.validation.texts, data.validation.labels, positive, settings)
     checks += domain_checks(report, data, positive)
 

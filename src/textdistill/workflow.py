@@ -43,8 +43,9 @@ def run(config: Config) -> dict[str, Any] | None:
     started = time.perf_counter()
     plans = student_plans(config)
     prepared = prepare_data(config)
+    # Fail before any training: checks "on" for a task they cannot run on, a domain check that cannot be read.
     positive, _ = applies(str(config.report.robustness), prepared.dataset.label_names, config.report.positive_label)
-    if positive is not None:  # read the domain checks now: a wrong path, column or label fails before any training
+    if positive is not None:
         domain_checks(config.report, prepared.dataset, positive)
     teacher_model_dir, logits = (None, None)
     if any(plan.uses_teacher for plan in plans):
