@@ -232,9 +232,14 @@ def read_hub_frames(
     if want_validation:
         wanted["validation"] = "validation"
     frames = {split: loaded[key].to_pandas() for split, key in wanted.items() if key in loaded}
-    label_feature = loaded["train"].features.get(label_column)
-    label_feature = getattr(label_feature, "feature", label_feature)  # a Sequence(ClassLabel) of multi-label sets
-    return frames, list(label_feature.names) if hasattr(label_feature, "names") else None
+    return frames, class_label_names(loaded["train"].features.get(label_column))
+
+
+def class_label_names(feature: Any) -> list[str] | None:
+    """The names of a hub dataset's ClassLabel ``feature`` (or of a Sequence of them: multi-label sets); None
+    for any other feature or none."""
+    names = getattr(getattr(feature, "feature", feature), "names", None)
+    return None if names is None else list(names)
 
 
 def read_named_split(
@@ -255,9 +260,7 @@ def read_named_split(
         raise DataError(f"{where} {path!r} does not exist (give a file, a directory or a hub name)")
     failure, offline = f"{where} {path!r}: could not load its {split} split", "give a local file or directory"
     loaded = load_hub_dataset(path, failure, offline, split=split)
-    feature = loaded.features.get(label_column) if label_column else None
-    names = getattr(getattr(feature, "feature", feature), "names", None)  # ClassLabel, or a Sequence of them
-    return loaded.to_pandas(), None if names is None else list(names)
+    return loaded.to_pandas(), class_label_names(loaded.features.get(label_column) if label_column else None)
 
 
 # ---------------------------------------------------------------------------------------------------
