@@ -1,7 +1,8 @@
 """One student, several seeds, distilled vs hard labels: mean ± sd of every score and the paired gain.
 
-Runs `textdistill data` once (tokens and Word2Vec, cached), then `textdistill distill` for every (variant, seed)
-with one torch thread per process, `--jobs` at a time, each in runs/seeds/<name>/<variant>-<seed>. Every variant
+Runs `textdistill data` once per variant (tokens, transfer texts and Word2Vec, cached: a variant that changes none
+of them finds them made), then `textdistill distill` for every (variant, seed) with one torch thread per process,
+`--jobs` at a time, each in runs/seeds/<name>/<variant>-<seed>. Every variant
 gets the same --set overrides plus its own; the student is chosen on validation by early stopping, and the test
 set is scored once per trained model. Then every student (and, with --teacher-dir, the teacher once) is scored on
 the robustness checks built from validation (``textdistill.robustness``). Writes
@@ -142,8 +143,12 @@ def main() -> None:
     common = [f"data.path={args.data}", f"teacher.model={args.teacher}", "students=[]", *args.overrides]
     root = Path("runs/seeds") / args.name
     started = time.perf_counter()
-    textdistill("data", args.config, common + [f"out_dir={root}/data"], root / "data.log")
     variants = parse_variants(args.variant or ["distilled="])
+    for variant in variants:  # before the parallel seeds, which would otherwise each train the same Word2Vec
+        data_dir = root / f"data-{variant}"
+        textdistill(
+            "data", args.config, common + variants[variant] + [f"out_dir={data_dir}"], data_dir.with_suffix(".log")
+        )
     jobs = [(variant, seed) for variant in variants for seed in args.seeds]
 
     def overrides_of(variant: str, seed: int) -> tuple[list[str], Path]:

@@ -1001,12 +1001,17 @@ ROBUSTNESS_REPORT = "robustness.json"  # in the run directory
 
 
 def robustness_stage(
-    config: Config, prepared: Prepared, model_dir: Path | None, summaries: list[dict[str, Any]]
+    config: Config,
+    prepared: Prepared,
+    model_dir: Path | None,
+    summaries: list[dict[str, Any]],
+    domain: list[Any] | None = None,
 ) -> dict[str, Any]:
     """The behavioural checks (``robustness.build_checks`` on the validation split) scored for the teacher (when
     its model is in this run) and every student; ``{"skipped": why}`` where they do not apply (a 2-class task
     whose positive label is known, see ``robustness.applies``). Written to ``robustness.json``, reused while the
-    checks, the teacher and the students are unchanged."""
+    checks, the teacher and the students are unchanged. ``domain``: the ``domain_checks`` already read, if any
+    (read here otherwise)."""
     from textdistill import robustness
 
     report_config = config.report
@@ -1018,7 +1023,7 @@ def robustness_stage(
     validation = prepared.dataset.validation
     settings = robustness.CheckSettings(report_config.robustness_seed, report_config.robustness_max_per_check)
     checks = robustness.build_checks(validation.texts, validation.labels, positive, settings)
-    checks += domain_checks(report_config, prepared.dataset, positive)
+    checks += domain if domain is not None else domain_checks(report_config, prepared.dataset, positive)
     if not checks:
         return {"skipped": "robustness checks skipped: no check could be built from the validation texts"}
     rows = [[c.name, c.texts, c.expected.tolist(), c.originals] for c in checks]

@@ -45,8 +45,7 @@ def run(config: Config) -> dict[str, Any] | None:
     prepared = prepare_data(config)
     # Fail before any training: checks "on" for a task they cannot run on, a domain check that cannot be read.
     positive, _ = applies(str(config.report.robustness), prepared.dataset.label_names, config.report.positive_label)
-    if positive is not None:
-        domain_checks(config.report, prepared.dataset, positive)
+    domain = domain_checks(config.report, prepared.dataset, positive) if positive is not None else None
     teacher_model_dir, logits = (None, None)
     if any(plan.uses_teacher for plan in plans):
         teacher_model_dir, logits = teacher_logits_for(config, prepared)
@@ -62,7 +61,7 @@ def run(config: Config) -> dict[str, Any] | None:
     best = best_student(summaries)
     compressed = compress_stage(config, prepared, summaries[0], best, logits)
     bench = cached_bench(config, prepared, teacher_model_dir, summaries, compressed)
-    robustness = robustness_stage(config, prepared, teacher_model_dir, summaries)
+    robustness = robustness_stage(config, prepared, teacher_model_dir, summaries, domain)
     metrics = {
         "students": summaries,
         "best_student": best["tag"],
