@@ -15,7 +15,7 @@ from torch import nn
 from textdistill.config import ConfigError
 from textdistill.students import build_student, count_parameters, init_embeddings, register, student_names
 from textdistill.students.hub import Student, load_weights, save_student, save_weights
-from textdistill.tokens import SpecialIds, TokenSettings, pad_batch
+from textdistill.tokens import SpecialIds, TokenSettings, pad_batch, window_starts
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -40,6 +40,7 @@ CASES = [pytest.param(name, TINY_ARCH.get(name, {}), id=name) for name in studen
     ),
     pytest.param("rnn-attention", TINY_ARCH["rnn-attention"] | {"num_layers": 1}, id="rnn-1-layer"),
     pytest.param("cnn", TINY_ARCH["cnn"] | {"pooling": "max-mean"}, id="cnn-max-mean"),
+    pytest.param("cnn", TINY_ARCH["cnn"] | {"chunk": 4, "chunk_stride": 3}, id="cnn-chunked"),
 ]
 TEXTS = [
     "a really wonderful movie with great acting",
@@ -184,6 +185,8 @@ def test_registry_errors_name_the_valid_choices():
         build_student("rnn-attention", {"cell": "rnn"}, vocab_size=10, num_labels=2)
     with pytest.raises(ConfigError, match=r"pooling must be one of \['max', 'max-mean'\], got 'mean'"):
         build_student("cnn", {"pooling": "mean"}, vocab_size=10, num_labels=2)
+    with pytest.raises(ConfigError, match=r"chunk_stride in \[0, chunk\], got 4 and 6"):
+        build_student("cnn", {"chunk": 4, "chunk_stride": 6}, vocab_size=10, num_labels=2)
     with pytest.raises(ConfigError, match="divisible"):
         build_student("transformer", {"d_model": 30, "num_heads": 4}, vocab_size=10, num_labels=2)
     with pytest.raises(ConfigError, match="conflicts"):
@@ -415,3 +418,21 @@ def test_cnn_max_mean_pooling_reads_how_much_of_a_text_a_pattern_covers(tiny_tok
     width = arch["num_filters"]
     torch.testing.assert_close(features["max-mean"][:, :width], features["max"])
     assert not torch.allclose(features["max-mean"][0, width:], features["max-mean"][1, width:])
+
+
+def test_cnn_chunks_average_the_max_over_the_windows_a_chunked_teacher_reads(tiny_tokenizer):
+    """With 1-token filters, each chunk's max is the plain max over that window's tokens alone: the chunked
+    features are their mean over ``tokens.window_starts`` (the teacher's windows), whatever the padding."""
+    texts = ["the plot was boring and the ending was the worst i love to hate", "bad", "we love this story"]
+    rows = [np.array(row) for row in tiny_tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    arch = TINY_ARCH["cnn"] | {"kernel_sizes": [1], "dropout": 0.0}
+    chunked = make_student("cnn", arch | {"chunk": 4, "chunk_stride": 3}, tiny_tokenizer).eval()
+    plain = make_student("cnn", arch, tiny_tokenizer).eval()  # same seed: the same weights
+    chunked.classifier = plain.classifier = nn.Identity()
+    with torch.no_grad():
+        got = chunked(*pad_batch(rows, tiny_tokenizer.pad_token_id))
+        for row, features in zip(rows, got, strict=True):
+            windows = [row[start : start + 4] for start in window_starts(len(row), 4, 3)]
+            expected = plain(*pad_batch(windows, tiny_tokenizer.pad_token_id)).mean(dim=0)
+            torch.testing.assert_close(features, expected)
+    assert len(window_starts(len(rows[0]), 4, 3)) > 2  # the long text is read in several chunks

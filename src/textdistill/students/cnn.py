@@ -7,6 +7,11 @@ padding a batch has, and a sequence shorter than the widest filter still has val
 
 ``pooling: max-mean`` adds the mean over the same windows beside the max: the max says whether a pattern occurs
 anywhere, the mean how much of the text it covers (one "great" in a long pan reads like ten under max alone).
+
+``chunk: N`` (with ``chunk_stride``) reads like a teacher that averages its logits over windows of a long text
+(``teacher.inference: chunks``): the max is taken within each chunk of ``N`` positions, placed as the teacher
+places its windows, then averaged over the chunks. As the classifier is linear, this is the mean of per-chunk
+logits (dropout aside); a text no longer than one chunk reads exactly as under the plain max.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ class CNNConfig:
     kernel_sizes: list[int] = field(default_factory=lambda: [3, 4, 5])  # convolution widths in tokens
     dropout: float = 0.5  # before the classifier
     pooling: str = "max"  # over time: max, or max-mean (max and mean of every feature map side by side)
+    chunk: int = 0  # > 0: the max within chunks of this many positions, averaged over chunks (0: whole text)
+    chunk_stride: int = 0  # positions between chunk starts (0: the chunk, no overlap)
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1 or self.num_filters < 1:
@@ -40,6 +47,11 @@ class CNNConfig:
             raise ConfigError(f"student.arch.kernel_sizes must be positive widths, got {self.kernel_sizes}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"student.arch.pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
+        if self.chunk < 0 or not 0 <= self.chunk_stride <= self.chunk:
+            raise ConfigError(
+                "student.arch.chunk must be >= 0 and student.arch.chunk_stride in [0, chunk], "
+                f"got {self.chunk} and {self.chunk_stride}"
+            )
         check_arch(self)
 
 
@@ -73,11 +85,32 @@ class CNNStudent(StudentModule):
         positions = torch.arange(features.shape[-1], device=features.device)
         windows = lengths + width - 1  # (B,)
         valid = (positions.unsqueeze(0) < windows.unsqueeze(1)).unsqueeze(1)  # (B, 1, T + k − 1)
-        maxima = features.masked_fill(~valid, float("-inf")).amax(dim=-1)
+        maxima = (
+            self._chunked_max(features, windows)
+            if self.config.chunk
+            else features.masked_fill(~valid, float("-inf")).amax(dim=-1)
+        )
         if self.config.pooling == "max":
             return maxima
         means = features.masked_fill(~valid, 0.0).sum(dim=-1) / windows.unsqueeze(1).to(features.dtype)
         return torch.cat([maxima, means], dim=-1)
+
+    def _chunked_max(self, features: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+        """The max within each chunk, averaged over the chunks: features (B, F, P), ends (B,) valid positions per
+        row → (B, F). Chunks as the teacher's (``tokens.window_starts``): every ``chunk_stride`` positions from
+        0 while a chunk would end before the text does, then one chunk ending at its end."""
+        size, stride = self.config.chunk, self.config.chunk_stride or self.config.chunk
+        positions = torch.arange(features.shape[-1], device=features.device)
+        last_start = (ends - size).clamp(min=0).unsqueeze(1)  # (B, 1): the chunk that ends at the text's end
+        last = (positions.unsqueeze(0) >= last_start) & (positions.unsqueeze(0) < ends.unsqueeze(1))  # (B, P)
+        last_max = features.masked_fill(~last.unsqueeze(1), float("-inf")).amax(dim=-1)  # (B, F)
+        count = max(features.shape[-1] - size, 0) // stride + 1  # chunk starts on the grid that fit the batch
+        padded = nn.functional.pad(features, (0, (count - 1) * stride + size - features.shape[-1]))
+        starts = torch.arange(count, device=features.device) * stride
+        on_grid = (starts.unsqueeze(0) < last_start).unsqueeze(1)  # (B, 1, W): each such chunk lies in the text
+        grid_max = padded.unfold(-1, size, stride).amax(dim=-1)  # (B, F, W)
+        total = grid_max.masked_fill(~on_grid, 0.0).sum(dim=-1) + last_max
+        return total / (on_grid.sum(dim=-1) + 1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """input_ids (B, T) int64, attention_mask (B, T) int64 → logits (B, num_labels)."""
