@@ -28,6 +28,10 @@ ARCHS = {
     ),
     "cnn": ("cnn", {"embedding_dim": 12, "num_filters": 8, "kernel_sizes": [2, 3]}),
     "cnn-max-mean": ("cnn", {"embedding_dim": 12, "num_filters": 8, "kernel_sizes": [2, 3], "pooling": "max-mean"}),
+    "cnn-chunked": (
+        "cnn",
+        {"embedding_dim": 12, "num_filters": 8, "kernel_sizes": [2, 3], "chunk": 8, "chunk_stride": 6},
+    ),
     "transformer": (
         "transformer",
         {"embedding_dim": 12, "d_model": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 2, "max_positions": 64},
@@ -281,7 +285,7 @@ def test_unpacked_rnn_equals_the_packed_student(kind):
     torch.testing.assert_close(actual, expected, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru-uni", "cnn", "bert-layers"])
+@pytest.mark.parametrize("kind", ["lstm", "gru-uni", "cnn", "cnn-chunked", "bert-layers"])
 def test_onnx_export_parity(kind, tmp_path):
     model = make(kind)
     path = compress.export_onnx(model, tmp_path / "model.onnx", max_length=64)

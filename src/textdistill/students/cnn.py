@@ -104,11 +104,11 @@ class CNNStudent(StudentModule):
         last_start = (ends - size).clamp(min=0).unsqueeze(1)  # (B, 1): the chunk that ends at the text's end
         last = (positions.unsqueeze(0) >= last_start) & (positions.unsqueeze(0) < ends.unsqueeze(1))  # (B, P)
         last_max = features.masked_fill(~last.unsqueeze(1), float("-inf")).amax(dim=-1)  # (B, F)
-        count = max(features.shape[-1] - size, 0) // stride + 1  # chunk starts on the grid that fit the batch
-        padded = nn.functional.pad(features, (0, (count - 1) * stride + size - features.shape[-1]))
-        starts = torch.arange(count, device=features.device) * stride
+        # max_pool1d rather than Python arithmetic on the length, so the ONNX export keeps the sequence axis dynamic;
+        # padding by one chunk leaves every start below the last chunk's (those used) on the grid
+        grid_max = nn.functional.max_pool1d(nn.functional.pad(features, (0, size)), size, stride)  # (B, F, W)
+        starts = torch.arange(grid_max.shape[-1], device=features.device) * stride
         on_grid = (starts.unsqueeze(0) < last_start).unsqueeze(1)  # (B, 1, W): each such chunk lies in the text
-        grid_max = padded.unfold(-1, size, stride).amax(dim=-1)  # (B, F, W)
         total = grid_max.masked_fill(~on_grid, 0.0).sum(dim=-1) + last_max
         return total / (on_grid.sum(dim=-1) + 1)
 
