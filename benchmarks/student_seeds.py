@@ -112,6 +112,11 @@ def spread(values: list[float | None]) -> dict[str, float] | None:
     return {"mean": statistics.fmean(present), "sd": sd, "n": len(present)}
 
 
+def log_beside(run_dir: Path) -> Path:
+    """``<run_dir>.log`` (not ``with_suffix``, which would cut a name like ``dropout-0.25-42`` at its dot)."""
+    return run_dir.parent / f"{run_dir.name}.log"
+
+
 def parse_variants(raw: list[str]) -> dict[str, list[str]]:
     variants = {}
     for item in raw:
@@ -146,9 +151,7 @@ def main() -> None:
     variants = parse_variants(args.variant or ["distilled="])
     for variant in variants:  # before the parallel seeds, which would otherwise each train the same Word2Vec
         data_dir = root / f"data-{variant}"
-        textdistill(
-            "data", args.config, common + variants[variant] + [f"out_dir={data_dir}"], data_dir.with_suffix(".log")
-        )
+        textdistill("data", args.config, common + variants[variant] + [f"out_dir={data_dir}"], log_beside(data_dir))
     jobs = [(variant, seed) for variant in variants for seed in args.seeds]
 
     def overrides_of(variant: str, seed: int) -> tuple[list[str], Path]:
@@ -159,7 +162,7 @@ def main() -> None:
         variant, seed = job
         overrides, run_dir = overrides_of(*job)
         logging.info("start %s seed %d", variant, seed)
-        textdistill("distill", args.config, overrides, run_dir.with_suffix(".log"))
+        textdistill("distill", args.config, overrides, log_beside(run_dir))
         return {"variant": variant, "seed": seed, **record(run_dir)}
 
     if args.logits_threads:
