@@ -2,13 +2,12 @@
 
 Runs `textdistill data` once per variant (tokens, transfer texts and Word2Vec, cached: a variant that changes none
 of them finds them made), then `textdistill distill` for every (variant, seed) with one torch thread per process,
-`--jobs` at a time, each in runs/seeds/<name>/<variant>-<seed>. Every variant
-gets the same --set overrides plus its own; the student is chosen on validation by early stopping, and the test
-set is scored once per trained model. Then every student (and, with --teacher-dir, the teacher once) is scored on
-the robustness checks built from validation (``textdistill.robustness``). Writes
-benchmarks/results/student_seeds_<name>.json. With ``--logits-threads N`` each variant's teacher logits are made
-(or reused) once, on N threads, before the seeds start: new transfer texts are then labelled once, not by every
-parallel seed.
+`--jobs` at a time, each in runs/seeds/<name>/<variant>-<seed>. Every variant gets the same --set overrides plus
+its own; the student is chosen on validation by early stopping, and the test set is scored once per trained model.
+Then every student (and, with --teacher-dir, the teacher once) is scored on the robustness checks built from
+validation (``textdistill.robustness``). Writes benchmarks/results/student_seeds_<name>.json. With
+``--logits-threads N`` each variant's teacher logits are made (or reused) once, on N threads, before the seeds
+start: new transfer texts are then labelled once, not by every parallel seed.
 
     PYTHONPATH=src python benchmarks/student_seeds.py --name cnn-v2 \\
         --set teacher.logits_dir=benchmarks/results/teacher_logits_v2 --set student.name=cnn \\
