@@ -86,7 +86,7 @@ class CNNStudent(StudentModule):
         windows = lengths + width - 1  # (B,)
         valid = (positions.unsqueeze(0) < windows.unsqueeze(1)).unsqueeze(1)  # (B, 1, T + k − 1)
         maxima = (
-            self._chunked_max(features, windows)
+            self._chunked_max(features, positions, valid, windows)
             if self.config.chunk
             else features.masked_fill(~valid, float("-inf")).amax(dim=-1)
         )
@@ -95,15 +95,17 @@ class CNNStudent(StudentModule):
         means = features.masked_fill(~valid, 0.0).sum(dim=-1) / windows.unsqueeze(1).to(features.dtype)
         return torch.cat([maxima, means], dim=-1)
 
-    def _chunked_max(self, features: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
-        """The max within each chunk, averaged over the chunks: features (B, F, P), ends (B,) valid positions per
-        row → (B, F). Chunks as the teacher's (``tokens.window_starts``): every ``chunk_stride`` positions from
-        0 while a chunk would end before the text does, then one chunk ending at its end."""
+    def _chunked_max(
+        self, features: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor, ends: torch.Tensor
+    ) -> torch.Tensor:
+        """The max within each chunk, averaged over the chunks: features (B, F, P), positions (P,), valid (B, 1, P)
+        bool, ends (B,) valid positions per row → (B, F). Chunks as the teacher's (``tokens.window_starts``): every
+        ``chunk_stride`` positions from 0 while a chunk would end before the text does, then one chunk ending at
+        its end."""
         size, stride = self.config.chunk, self.config.chunk_stride or self.config.chunk
-        positions = torch.arange(features.shape[-1], device=features.device)
         last_start = (ends - size).clamp(min=0).unsqueeze(1)  # (B, 1): the chunk that ends at the text's end
-        last = (positions.unsqueeze(0) >= last_start) & (positions.unsqueeze(0) < ends.unsqueeze(1))  # (B, P)
-        last_max = features.masked_fill(~last.unsqueeze(1), float("-inf")).amax(dim=-1)  # (B, F)
+        last = valid & (positions >= last_start).unsqueeze(1)  # (B, 1, P)
+        last_max = features.masked_fill(~last, float("-inf")).amax(dim=-1)  # (B, F)
         # max_pool1d rather than Python arithmetic on the length, so the ONNX export keeps the sequence axis dynamic;
         # padding by one chunk leaves every start below the last chunk's (those used) on the grid
         grid_max = nn.functional.max_pool1d(nn.functional.pad(features, (0, size)), size, stride)  # (B, F, W)
